@@ -1,0 +1,1 @@
+"""Churn and CLV models, their baselines and their evaluation."""

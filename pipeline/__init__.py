@@ -1,0 +1,1 @@
+"""churn-pipeline: entry points, configuration, data contract, I/O and orchestration."""

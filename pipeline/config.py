@@ -1,0 +1,178 @@
+"""Configuration: YAML under configs/, loaded once at the entry point into typed objects.
+
+Every section is a frozen Pydantic model that forbids unknown keys, so a typo such as
+`horizon_dayz` is rejected with its key path instead of being silently ignored. Functions
+receive only the section they need. Secrets never live here: MLflow reads
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN from the
+environment, and MLFLOW_TRACKING_URI overrides `tracking.uri`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+PositiveDays = Annotated[int, Field(gt=0, le=3650)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    path: Path = Path("data/demo")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    quarantine_dir: Path = Path("outputs/quarantine")
+
+
+class ChurnConfig(Section):
+    definition: Literal["inactivity", "subscription"] = "inactivity"
+    horizon_days: PositiveDays = 90
+    active_lookback_days: PositiveDays = 365
+    subscription_grace_days: Annotated[int, Field(ge=0, le=365)] = 30
+
+    @model_validator(mode="after")
+    def _lookback_covers_horizon(self) -> ChurnConfig:
+        # A customer must be observable for at least as long as we predict ahead,
+        # otherwise "active" and "churned" describe windows of different lengths.
+        if self.active_lookback_days < self.horizon_days:
+            raise ValueError(
+                f"active_lookback_days ({self.active_lookback_days}) is shorter than "
+                f"horizon_days ({self.horizon_days})"
+            )
+        return self
+
+
+class ClvConfig(Section):
+    horizon_days: PositiveDays = 365
+
+
+class FeaturesConfig(Section):
+    windows: list[PositiveDays] = Field(default_factory=lambda: [30, 90, 180, 365], min_length=1)
+    trend_days: PositiveDays = 90
+    ticket_resolution_target_days: Annotated[float, Field(gt=0)] = 7.0
+
+    @model_validator(mode="after")
+    def _sorted_unique_windows(self) -> FeaturesConfig:
+        if sorted(set(self.windows)) != self.windows:
+            raise ValueError("windows must be strictly increasing, e.g. [30, 90, 180, 365]")
+        return self
+
+
+class TrainingConfig(Section):
+    cutoffs: Annotated[int, Field(ge=2, le=60)] = 6
+    spacing_days: PositiveDays = 30
+    # Latest cutoff, held out for validation. Default: the latest first-of-month whose
+    # label window is complete before the data ends.
+    validation_cutoff: dt.date | None = None
+
+
+class ModelConfig(Section):
+    seed: int = 42
+    churn_params: dict[str, float | int | str] = Field(default_factory=dict)
+    clv_params: dict[str, float | int | str] = Field(default_factory=dict)
+    # Where `churn tune` writes best parameters and `churn train` picks them up.
+    tuned_params_path: Path = Path("configs/tuned_params.yaml")
+
+
+class TrackingConfig(Section):
+    uri: str = "sqlite:///mlflow.db"
+    artifact_dir: Path = Path("mlartifacts")
+    experiment: str = "churn-pipeline"
+    churn_model_name: str = "churn"
+    clv_model_name: str = "clv"
+
+    def resolved_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
+
+
+class CsvOptions(Section):
+    delimiter: Literal[",", ";", "\t", "|"] = ","
+    decimal: Literal[".", ","] = "."
+    excel_bom: bool = False
+
+    @model_validator(mode="after")
+    def _decimal_differs_from_delimiter(self) -> CsvOptions:
+        if self.delimiter == self.decimal:
+            raise ValueError("decimal separator must differ from the delimiter")
+        return self
+
+
+class TierConfig(Section):
+    # A customer is `high` at or above `high`, `medium` at or above `medium`, else `low`.
+    high: Probability = 0.5
+    medium: Probability = 0.25
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierConfig:
+        if self.medium > self.high:
+            raise ValueError("tier threshold medium must not exceed high")
+        return self
+
+
+class ScoringConfig(Section):
+    output_dir: Path = Path("outputs/at_risk")
+    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    tiers: TierConfig = TierConfig()
+    passthrough_columns: list[str] = Field(default_factory=list)
+    csv: CsvOptions = CsvOptions()
+    top_n: Annotated[int, Field(gt=0)] | None = None
+    only_tiers: list[Literal["high", "medium", "low"]] | None = None
+
+
+class DemoConfig(Section):
+    customers: Annotated[int, Field(gt=0)] = 4000
+    seed: int = 7
+
+
+class Config(Section):
+    data: DataConfig = DataConfig()
+    churn: ChurnConfig = ChurnConfig()
+    clv: ClvConfig = ClvConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    training: TrainingConfig = TrainingConfig()
+    model: ModelConfig = ModelConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    demo: DemoConfig = DemoConfig()
+
+
+def load_config(path: Path, data_dir: Path | None = None) -> Config:
+    """Read and validate a YAML config. Relative paths are resolved against the working
+    directory (the project root for `make` targets). `data_dir` overrides `data.path`."""
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Pass --config PATH to a YAML file.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections at the top level.")
+    if data_dir is not None:
+        raw.setdefault("data", {})
+        raw["data"]["path"] = str(data_dir)
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict, source: str = "<dict>") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key_path = ".".join(str(p) for p in err["loc"]) or "<top level>"
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (check its spelling and section)"
+            problems.append(f"  {key_path}: {message}")
+        raise ConfigError(
+            f"Config {source} is invalid:\n" + "\n".join(problems) + "\nFix these keys and rerun."
+        ) from exc
