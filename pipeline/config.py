@@ -58,6 +58,10 @@ class ClvConfig(Section):
 class FeaturesConfig(Section):
     windows: list[PositiveDays] = Field(default_factory=lambda: [30, 90, 180, 365], min_length=1)
     trend_days: PositiveDays = 90
+    # Interaction channels that get their own features; names become column names.
+    channels: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+        default_factory=lambda: ["email", "web", "app", "social", "phone", "store"]
+    )
     ticket_resolution_target_days: Annotated[float, Field(gt=0)] = 7.0
 
     @model_validator(mode="after")

@@ -1,0 +1,65 @@
+"""Join every feature stage onto the customer spine: the model-ready frame.
+
+Stages run in this order; a stage whose table is absent is skipped and says so."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pandas as pd
+
+from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
+from features.catalog import KEYS, Feature
+from pipeline.config import FeaturesConfig
+from pipeline.tables import Tables
+
+log = logging.getLogger(__name__)
+
+
+class Stage(NamedTuple):
+    name: str
+    table: str
+    build: Callable[[Tables, pd.DataFrame, FeaturesConfig], pd.DataFrame]
+    catalog: Callable[[FeaturesConfig], list[Feature]]
+
+
+STAGES = [
+    Stage(rfm.STAGE, rfm.TABLE, rfm.build_rfm_features, rfm.catalog),
+    Stage(interactions.STAGE, interactions.TABLE, interactions.build_interaction_features, interactions.catalog),
+    Stage(support_tickets.STAGE, support_tickets.TABLE, support_tickets.build_support_ticket_features,
+          support_tickets.catalog),
+    Stage(surveys.STAGE, surveys.TABLE, surveys.build_survey_features, surveys.catalog),
+    Stage(subscriptions.STAGE, subscriptions.TABLE, subscriptions.build_subscription_features,
+          subscriptions.catalog),
+    Stage(profile.STAGE, profile.TABLE, profile.build_profile_features, profile.catalog),
+]
+
+
+def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
+    return [feature for stage in STAGES for feature in stage.catalog(cfg)]
+
+
+def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    """One row per spine row (customer_id, cutoff_date), one column per feature of every
+    stage whose table is present. Categorical features get the `category` dtype."""
+    frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
+    for stage in STAGES:
+        if not tables.has(stage.table):
+            log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
+            continue
+        started = time.perf_counter()
+        part = stage.build(tables, frame, cfg)
+        frame = pd.concat([frame, part.drop(columns=KEYS)], axis=1)
+        log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, part.shape[1] - 2,
+                 f"{len(part):,}", time.perf_counter() - started)
+    for feature in feature_catalog(cfg):
+        if feature.name not in frame:
+            continue
+        if feature.kind == "categorical":
+            frame[feature.name] = frame[feature.name].astype("object").astype("category")
+        else:  # one numeric dtype with NaN for missing, whatever the engine returned
+            frame[feature.name] = pd.to_numeric(frame[feature.name]).astype("float64")
+    return frame

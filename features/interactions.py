@@ -1,0 +1,67 @@
+"""Engagement on every channel: counts per channel and window, and silence.
+
+Silence on every channel at once is a classic warning sign, hence the all-channel recency."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.catalog import Feature, run_stage_query
+from pipeline.config import FeaturesConfig
+from pipeline.tables import Tables
+
+STAGE = "interactions"
+TABLE = "interactions"
+
+
+def catalog(cfg: FeaturesConfig) -> list[Feature]:
+    per_channel = []
+    for ch in cfg.channels:
+        per_channel += [
+            Feature(f"{ch}_interactions_{w}d", STAGE, f"Interactions on {ch} in the last {w} days.")
+            for w in cfg.windows
+        ]
+        per_channel.append(
+            Feature(f"days_since_last_{ch}_interaction", STAGE, f"Days since the last interaction on {ch}.")
+        )
+    t = cfg.trend_days
+    return [
+        *per_channel,
+        Feature("days_since_last_interaction", STAGE, "Days since the last interaction on any channel."),
+        Feature("interactions_total", STAGE, "Interactions on all channels ever."),
+        Feature("engagement_trend", STAGE,
+                f"Interactions in the last {t} days relative to the {t} days before (<1 falling)."),
+    ]
+
+
+def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
+    per_channel = []
+    for i, ch in enumerate(cfg.channels):
+        per_channel += [
+            f"count(*) FILTER (WHERE channel = $ch{i} AND age_days < $w{w}) AS {ch}_interactions_{w}d"
+            for w in cfg.windows
+        ]
+        per_channel.append(f"min(age_days) FILTER (WHERE channel = $ch{i}) AS days_since_last_{ch}_interaction")
+    sql = f"""
+    WITH history AS (
+        SELECT s.customer_id, s.cutoff_date, lower(i.channel) AS channel,
+               date_diff('day', i.occurred_at, s.cutoff_date) AS age_days
+        FROM spine s JOIN interactions i
+          ON i.customer_id = s.customer_id AND i.occurred_at < s.cutoff_date
+    ),
+    agg AS (
+        SELECT customer_id, cutoff_date, {", ".join(per_channel)},
+            min(age_days) AS days_since_last_interaction,
+            count(*) AS interactions_total,
+            count(*) FILTER (WHERE age_days < $trend) AS recent,
+            count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
+        FROM history GROUP BY customer_id, cutoff_date
+    )
+    SELECT * EXCLUDE (recent, earlier), (recent + 1.0) / (earlier + 1.0) AS engagement_trend
+    FROM agg
+    """
+    features = catalog(cfg)
+    counts = [f.name for f in features if "_interactions_" in f.name or f.name == "interactions_total"]
+    return run_stage_query(tables, spine, sql, params, features, counts)

@@ -1,0 +1,36 @@
+"""Customer profile: loyalty membership, acquisition channel, country, signup tenure.
+
+These columns describe the customer as they are now (the contract keeps no history of
+them); a signup after the cutoff is treated as unknown."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.catalog import Feature, run_stage_query
+from pipeline.config import FeaturesConfig
+from pipeline.tables import Tables
+
+STAGE = "profile"
+TABLE = "customers"
+
+
+def catalog(cfg: FeaturesConfig) -> list[Feature]:
+    return [
+        Feature("is_loyalty_member", STAGE, "1 if the customer is a loyalty-programme member."),
+        Feature("acquisition_channel", STAGE, "Channel that acquired the customer.", kind="categorical"),
+        Feature("country", STAGE, "Country of the customer.", kind="categorical"),
+        Feature("days_since_signup", STAGE, "Days since signup."),
+    ]
+
+
+def build_profile_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    sql = """
+    SELECT s.customer_id, s.cutoff_date,
+        CAST(c.is_loyalty_member AS INTEGER) AS is_loyalty_member,
+        c.acquisition_channel, c.country,
+        CASE WHEN c.signup_at < s.cutoff_date THEN date_diff('day', c.signup_at, s.cutoff_date) END
+            AS days_since_signup
+    FROM spine s JOIN customers c USING (customer_id)
+    """
+    return run_stage_query(tables, spine, sql, {}, catalog(cfg), [])
