@@ -122,12 +122,54 @@ class TierConfig(Section):
         return self
 
 
+class SegmentRule(Section):
+    """An RFM segment: recency and frequency scores (1-5, 5 = best) within ranges."""
+
+    name: str
+    recency: tuple[Annotated[int, Field(ge=1, le=5)], Annotated[int, Field(ge=1, le=5)]] = (1, 5)
+    frequency: tuple[Annotated[int, Field(ge=1, le=5)], Annotated[int, Field(ge=1, le=5)]] = (1, 5)
+
+
+DEFAULT_SEGMENTS = [
+    SegmentRule(name="champions", recency=(4, 5), frequency=(4, 5)),
+    SegmentRule(name="loyal", recency=(3, 5), frequency=(3, 5)),
+    SegmentRule(name="new", recency=(4, 5), frequency=(1, 1)),
+    SegmentRule(name="promising", recency=(3, 5), frequency=(1, 2)),
+    SegmentRule(name="at risk", recency=(1, 2), frequency=(3, 5)),
+    SegmentRule(name="lost", recency=(1, 1), frequency=(1, 2)),
+    SegmentRule(name="hibernating", recency=(1, 2), frequency=(1, 2)),
+]
+
+
+class ActionConfig(Section):
+    """What to do about a customer, by the family of their strongest risk driver."""
+
+    by_reason: dict[str, str] = Field(default_factory=lambda: {
+        "support": "service recovery call",
+        "nps": "customer success call",
+        "purchase_lapse": "win-back offer",
+        "spend": "personalised offer",
+        "engagement": "re-engagement campaign",
+        "discounts": "value-based offer (not a deeper discount)",
+        "refunds": "product quality follow-up",
+        "subscription": "plan review call",
+        "profile": "welcome and onboarding journey",
+    })
+    # Non-members whose predicted CLV reaches this get a loyalty-programme invitation.
+    loyalty_invitation_min_clv: Annotated[float, Field(ge=0)] = 200.0
+    low_risk: str = "no action"
+    default: str = "personalised offer"
+
+
 class ScoringConfig(Section):
     output_dir: Path = Path("outputs/at_risk")
     formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
     tiers: TierConfig = TierConfig()
     passthrough_columns: list[str] = Field(default_factory=list)
     csv: CsvOptions = CsvOptions()
+    segments: list[SegmentRule] = Field(default_factory=lambda: list(DEFAULT_SEGMENTS), min_length=1)
+    actions: ActionConfig = ActionConfig()
+    reasons_per_customer: Annotated[int, Field(ge=1, le=5)] = 3
     top_n: Annotated[int, Field(gt=0)] | None = None
     only_tiers: list[Literal["high", "medium", "low"]] | None = None
 

@@ -1,0 +1,62 @@
+# churn-pipeline: the front door. `make` alone lists the targets.
+# Every target that needs the environment creates it first, so `make demo` works as the
+# first command on a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+CHURN := $(VENV)/bin/churn
+CONFIG ?= configs/default.yaml
+AS_OF ?=
+TRIALS ?= 30
+TIMEOUT ?= 600
+
+.PHONY: help setup demo data validate features train tune score report ui test lint bench
+
+help: ## List the targets with one line of help each
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv and install the locked dependencies
+
+demo: setup ## Run everything end to end on a generated demo world (generate, train, score)
+	$(CHURN) demo --config $(CONFIG)
+
+data: setup ## Generate the demo world into data/demo
+	$(CHURN) generate --out data/demo
+
+validate: setup ## Check the input data against the data contract
+	$(CHURN) validate --config $(CONFIG)
+
+features: setup ## Build the feature frame as of AS_OF=YYYY-MM-DD
+	$(CHURN) features --config $(CONFIG) --as-of $(or $(AS_OF),$(error set AS_OF=YYYY-MM-DD))
+
+train: setup ## Train, evaluate and register the churn and CLV models in MLflow
+	$(CHURN) train --config $(CONFIG)
+
+tune: setup ## Tune both models with Optuna (TRIALS=30 TIMEOUT=600 seconds per model)
+	$(CHURN) tune --config $(CONFIG) --trials $(TRIALS) --timeout $(TIMEOUT)
+
+score: setup ## Write the at-risk list as of AS_OF (default: today)
+	$(CHURN) score --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF))
+
+report: setup ## Write the retention KPI report (HTML + CSV)
+	$(CHURN) report --config $(CONFIG)
+
+ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+test: setup ## Run the test suite
+	$(VENV)/bin/python -m pytest -q -n 2
+
+lint: setup ## Check style with ruff
+	$(VENV)/bin/ruff check .
+
+bench: setup ## Scale benchmarks (not part of the tests; takes long)
+	$(VENV)/bin/python benchmarks/run_all.py

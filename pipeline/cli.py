@@ -1,0 +1,200 @@
+"""The `churn` command: one subcommand per step of the pipeline.
+
+Every subcommand loads and validates the config once, here, and passes typed sections on.
+Expected failures (bad config, bad data, no model yet) end with a one-paragraph message and
+a non-zero exit code; --debug shows the full traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.config import Config, load_config
+from pipeline.errors import PipelineError
+from pipeline.logs import setup_logging, stage
+
+app = typer.Typer(
+    help="Predict which customers are about to leave and what they are worth.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+log = logging.getLogger("churn")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Folder of input tables; overrides data.path in the config.")
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")]
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+def parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def handles_errors(command: Callable) -> Callable:
+    """Turn expected failures into a clear last log line and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, debug: bool = False, **kwargs):
+        setup_logging(verbose=debug)
+        try:
+            return command(*args, **kwargs)
+        except PipelineError as exc:
+            if debug:
+                raise
+            log.error("%s", exc)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _config(config: Path, data: Path | None) -> Config:
+    return load_config(config, data_dir=data)
+
+
+def _tables(cfg: Config, write_quarantine: bool = True):
+    from pipeline.tables import load_tables
+
+    with stage("validate input tables") as info:
+        tables = load_tables(cfg.data.path, dt.datetime.now(), cfg.data.quarantine_dir if write_quarantine
+                             else None, cfg.data.format)
+        info["tables"] = len(tables.present)
+    return tables
+
+
+@app.command()
+@handles_errors
+def generate(
+    customers: Annotated[int, typer.Option(help="Number of customers in the world.", min=1)] = 4000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
+    out: Annotated[Path, typer.Option(help="Folder to write the tables into (replaced).")] = Path("data/demo"),
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    debug: DebugOption = False,
+) -> None:
+    """Write a synthetic demo world (tables + truth/) in the data contract's format."""
+    from pipeline.generate import generate_world
+
+    if fmt not in ("parquet", "csv"):
+        raise typer.BadParameter("--format must be parquet or csv")
+    with stage(f"generate demo world of {customers:,} customers") as info:
+        counts = generate_world(out, n_customers=customers, seed=seed, fmt=fmt)
+        info.update(counts)
+
+
+@app.command()
+@handles_errors
+def validate(config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False) -> None:
+    """Check the input tables against the data contract; report every violation at once."""
+    cfg = _config(config, data)
+    tables = _tables(cfg)
+    log.info("input data in %s is valid: %s", cfg.data.path, json.dumps(tables.row_counts))
+
+
+@app.command()
+@handles_errors
+def features(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Cutoff date YYYY-MM-DD.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Parquet file to write the frame to.")] = None,
+    catalog: Annotated[bool, typer.Option("--catalog", help="Print the feature catalogue and exit.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
+) -> None:
+    """Build the feature frame of every active customer as of a date (or print the catalogue)."""
+    from features.frame import build_features, feature_catalog
+    from features.population import build_active_spine
+    from pipeline.files import atomic_path
+
+    cfg = _config(config, data)
+    if catalog:
+        for f in feature_catalog(cfg.features):
+            typer.echo(f"{f.name:<36} {f.stage:<16} {f.description}")
+        return
+    if as_of is None:
+        raise typer.BadParameter("--as-of YYYY-MM-DD is required (or use --catalog)")
+    cutoff = parse_date(as_of)
+    tables = _tables(cfg)
+    with stage(f"features as of {cutoff}") as info:
+        frame = build_features(tables, build_active_spine(tables, [cutoff], cfg.churn), cfg.features)
+        info["customers"], info["columns"] = len(frame), frame.shape[1]
+    target = out or Path("outputs/features") / f"features_{cutoff}.parquet"
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    log.info("feature frame written to %s", target)
+
+
+@app.command()
+@handles_errors
+def train(
+    promote: Annotated[str, typer.Option(help="auto: champion only if better; force; never.")] = "auto",
+    config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
+) -> None:
+    """Train the churn and CLV models, evaluate them by cutoff, log and register in MLflow."""
+    from pipeline.train import run_training
+
+    if promote not in ("auto", "force", "never"):
+        raise typer.BadParameter("--promote must be auto, force or never")
+    cfg = _config(config, data)
+    summary = run_training(_tables(cfg), cfg, promote, config.read_text(encoding="utf-8"))
+    _log_training_summary(summary)
+
+
+def _log_training_summary(summary: dict) -> None:
+    c, v = summary["churn"], summary["clv"]
+    log.info("churn validation: ROC AUC %.3f, PR AUC %.3f, Brier %.4f, ECE %.3f, top-decile lift %.2f",
+             c["roc_auc"], c["pr_auc"], c["brier"], c["ece"], c["top_decile_lift"])
+    log.info("clv validation: Spearman %.3f, normalized Gini %.3f, MAE %.2f, aggregate error %.1f%%",
+             v["spearman"], v["normalized_gini"], v["mae"], v["aggregate_error_pct"])
+    log.info("MLflow run %s (open it with `make ui`)", summary["run_id"])
+
+
+@app.command()
+@handles_errors
+def score(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: today).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Score and report, write nothing.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
+) -> None:
+    """Score every active customer with the champion models; write the dated at-risk list."""
+    from pipeline.score import run_scoring
+
+    cfg = _config(config, data)
+    date = parse_date(as_of) if as_of else dt.date.today()
+    manifest = run_scoring(_tables(cfg), cfg, date, dry_run=dry_run)
+    log.info("scored %d customers: %s; value at risk %.2f", manifest["customers_scored"],
+             manifest["customers_per_tier"], manifest["total_value_at_risk"])
+
+
+@app.command()
+@handles_errors
+def demo(
+    customers: Annotated[int | None, typer.Option(help="Customers in the demo world (default: config).")] = None,
+    config: ConfigOption = DEFAULT_CONFIG, debug: DebugOption = False,
+) -> None:
+    """All of it, end to end: generate a demo world, validate, train, score."""
+    from pipeline.generate import generate_world
+    from pipeline.score import run_scoring
+    from pipeline.train import run_training
+
+    cfg = _config(config, None)
+    with stage("generate demo world") as info:
+        info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers, seed=cfg.demo.seed))
+    tables = _tables(cfg)
+    summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"))
+    _log_training_summary(summary)
+    as_of = tables.last_event_at().date() + dt.timedelta(days=1)
+    manifest = run_scoring(tables, cfg, as_of)
+    log.info("demo done: at-risk list of %d customers in %s", manifest["customers_listed"], manifest["output_dir"])
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,136 @@
+"""Every rule of the data contract: bad input gives a clear error naming the table, the
+column, the rule and example rows, and writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import DataError
+from pipeline.tables import load_tables
+from tests.conftest import RUN_AT, tiny_world, write_world
+
+
+def load(folder: Path, quarantine: Path | None = None):
+    return load_tables(folder, RUN_AT, quarantine)
+
+
+def broken(tmp_path: Path, table: str, change) -> Path:
+    world = tiny_world()
+    world[table] = change(world[table].copy())
+    return write_world(tmp_path / "data", world)
+
+
+def test_valid_world_loads_with_typed_columns(tiny_dir):
+    tables = load(tiny_dir)
+    assert tables.row_counts == {"customers": 3, "transactions": 9, "interactions": 5,
+                                 "support_tickets": 3, "surveys": 3, "subscriptions": 2}
+    described = {row[0]: row[1] for row in tables.con.sql("DESCRIBE transactions").fetchall()}
+    assert described["purchased_at"] == "TIMESTAMP" and described["amount"] == "DOUBLE"
+    assert tables.query("SELECT name FROM customers WHERE customer_id = 'c1'")["name"][0] == "Müller, Jürgen"
+
+
+def edit(column, row, value):
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+        return frame
+    return change
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "expected"),
+    [
+        ("transactions", edit("amount", 2, "abc"), "transactions.amount [unparseable number]: 1 row(s); e.g. row 3: amount='abc'"),
+        ("transactions", edit("purchased_at", 0, "2025-13-45"), "transactions.purchased_at [unparseable timestamp]"),
+        ("transactions", edit("customer_id", 1, None), "transactions.customer_id [missing value]"),
+        ("transactions", edit("transaction_id", 1, "t1"), "transactions.transaction_id [duplicate key]: 1 row(s); e.g. transaction_id='t1' on rows [1, 2]"),
+        ("transactions", edit("purchased_at", 3, "2206-01-01"), "transactions.purchased_at [in the future]"),
+        ("transactions", edit("discount_amount", 0, -5), "transactions.discount_amount [below minimum 0]"),
+        ("surveys", edit("nps_score", 0, 11), "surveys.nps_score [above maximum 10]: 1 row(s); e.g. row 1: nps_score='11'"),
+        ("surveys", edit("nps_score", 1, 7.5), "surveys.nps_score [not a whole number]"),
+        ("support_tickets", edit("satisfaction", 1, "0"), "support_tickets.satisfaction [below minimum 1]"),
+        ("support_tickets", edit("resolved_at", 1, "2025-01-01 00:00"), "support_tickets.resolved_at [resolved before opened]"),
+        ("subscriptions", edit("ended_at", 0, "2024-01-01"), "subscriptions.ended_at [ended before started]"),
+        ("customers", edit("customer_id", 2, "c1"), "customers.customer_id [duplicate key]"),
+        ("customers", edit("is_loyalty_member", 0, "maybe"), "customers.is_loyalty_member [unparseable boolean]"),
+        ("customers", lambda f: f.drop(columns="customer_id"), "customers.customer_id [missing column]"),
+        ("surveys", lambda f: f.drop(columns="nps_score"), "surveys.nps_score [missing column]"),
+    ],
+)
+def test_each_broken_rule_is_reported_and_nothing_is_written(tmp_path, table, change, expected):
+    folder = broken(tmp_path, table, change)
+    quarantine = tmp_path / "quarantine"
+    with pytest.raises(DataError) as error:
+        load(folder, quarantine)
+    assert expected in str(error.value)
+    assert "nothing was written" in str(error.value)
+    assert not quarantine.exists()
+
+
+def test_all_violations_are_reported_at_once(tmp_path):
+    world = tiny_world()
+    world["transactions"]["amount"] = world["transactions"]["amount"].astype(object)
+    world["transactions"].loc[[0, 1, 2, 3, 4, 5, 6], "amount"] = "x"
+    world["surveys"].loc[0, "nps_score"] = 42
+    with pytest.raises(DataError) as error:
+        load(write_world(tmp_path / "data", world))
+    message = str(error.value)
+    assert "transactions.amount [unparseable number]: 7 row(s)" in message
+    amount_line = next(line for line in message.splitlines() if "transactions.amount" in line)
+    assert amount_line.count("amount='x'") == 5  # at most five examples per rule
+    assert "surveys.nps_score [above maximum 10]" in message
+
+
+def test_soft_rules_quarantine_rows_with_reason_and_the_run_goes_on(tmp_path):
+    world = tiny_world()
+    extra = pd.DataFrame({"transaction_id": ["t98", "t99"], "customer_id": ["ghost", "c1"],
+                          "purchased_at": ["2025-02-01", "2025-02-02"], "amount": [10.0, 0.0]})
+    world["transactions"] = pd.concat([world["transactions"], extra], ignore_index=True)
+    quarantine = tmp_path / "quarantine"
+    tables = load(write_world(tmp_path / "data", world), quarantine)
+    assert tables.quarantined["transactions"] == 2
+    assert tables.query("SELECT count(*) AS n FROM transactions")["n"][0] == 9
+    set_aside = pd.read_csv(quarantine / "transactions.csv")
+    assert set(set_aside["quarantine_reason"]) == {"customer not in customers", "amount is zero"}
+    assert set(set_aside["transaction_id"]) == {"t98", "t99"}
+
+
+def test_a_clean_rerun_removes_a_stale_quarantine_file(tmp_path, tiny_dir):
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    (quarantine / "transactions.csv").write_text("old")
+    load(tiny_dir, quarantine)
+    assert not (quarantine / "transactions.csv").exists()
+
+
+def test_optional_tables_may_be_absent(tmp_path):
+    world = {k: v for k, v in tiny_world().items() if k in ("customers", "transactions")}
+    tables = load(write_world(tmp_path / "data", world))
+    assert tables.present == {"customers", "transactions"}
+
+
+@pytest.mark.parametrize("missing", ["customers", "transactions"])
+def test_missing_required_table(tmp_path, missing):
+    world = {k: v for k, v in tiny_world().items() if k != missing}
+    with pytest.raises(DataError, match=f"Required table\\(s\\) {missing} not found"):
+        load(write_world(tmp_path / "data", world))
+
+
+def test_empty_file_wrong_encoding_and_wrong_delimiter(tmp_path, tiny_dir):
+    (tiny_dir / "surveys.csv").write_text("")
+    with pytest.raises(DataError, match="Table surveys: file .* is empty"):
+        load(tiny_dir)
+    (tiny_dir / "surveys.csv").write_bytes("customer_id,responded_at,nps_score\nMüller,2025-01-01,3\n".encode("latin-1"))
+    with pytest.raises(DataError, match="Table surveys: cannot read .*UTF-8"):
+        load(tiny_dir)
+    (tiny_dir / "surveys.csv").write_text("customer_id|responded_at|nps_score\nc1|2025-01-01|3\n")
+    tables = load(tiny_dir)  # another delimiter is detected, not an error
+    assert tables.row_counts["surveys"] == 1
+
+
+def test_missing_data_folder_says_how_to_fix(tmp_path):
+    with pytest.raises(DataError, match="make data"):
+        load(tmp_path / "nowhere")
