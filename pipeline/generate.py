@@ -1,0 +1,582 @@
+"""The demo world: a synthetic retailer's customers and their events, with churn planted.
+
+`generate_world` writes one file per contract table into a folder, and the world's hidden
+truth into its `truth/` subfolder. Customers arrive over the years before the end date
+(a growing business with seasonal peaks); each week, the latent model in
+`pipeline.generate_truth` says who churns and at what rates the others buy, engage, open
+tickets and answer surveys, and this module draws the observable events from those rates.
+Everything is vectorised over customers and written week block by week block, so a world of
+a million customers (some 50 million transactions) never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.contract import TABLES, Table
+from pipeline.generate_truth import (
+    ACQUISITION_CHANNELS,
+    DAY,
+    NO_TIME,
+    SNAPSHOT_SCHEMA,
+    WEEK,
+    LatentWorld,
+    Traits,
+    WeekGrid,
+    WeekRates,
+    oracle_churn_probability,
+    timestamps,
+    write_world_facts,
+)
+
+__all__ = ["DEFAULT_END_DATE", "generate_world", "oracle_churn_probability"]
+
+DEFAULT_END_DATE = date(2025, 12, 31)  # last day with events
+logger = logging.getLogger(__name__)
+
+COUNTRIES = ("DE", "FR", "NL", "AT", "CH", "GB", "US")
+COUNTRY_WEIGHTS = (0.34, 0.16, 0.12, 0.1, 0.08, 0.12, 0.08)
+ACQUISITION_WEIGHTS = (0.35, 0.25, 0.15, 0.12, 0.13)
+# Names with umlauts, accents, commas and quotes, so that CSV round trips get exercised.
+FIRST_NAMES = ("Jürgen", "Anna", "Zoë", "Lukas", "Marie", "Sören", "Chloé", "Liam", "Fatma",
+               "Björn", "Emma", "José", "Noah", "Inès", "Mats", "Sophie", "Günther", "Léa")
+LAST_NAMES = ("Müller", "Schmidt", 'O"Brien', "Dubois", "Jansen", "Gruber", "Fischer", "Weiß",
+              "Martin", "Smith", "García", "Nowak", "de Vries", "Öztürk", "Keller", "D'Angelo",
+              "Lefèvre", "Hoffmann")
+EMAIL_DOMAINS = ("example.com", "mail.example.org", "post.example.net")
+SURNAME_FIRST_SHARE = 0.15  # written "Müller, Jürgen"
+
+CATEGORIES = ("fashion", "electronics", "home", "beauty", "sports", "grocery")
+CATEGORY_WEIGHTS = (0.25, 0.12, 0.18, 0.15, 0.1, 0.2)
+FAVOURITE_CATEGORY_SHARE = 0.55
+SALES_CHANNELS = ("web", "app", "store")
+SALES_CHANNEL_WEIGHTS = (0.5, 0.3, 0.2)
+PREFERRED_SALES_CHANNEL_SHARE = 0.7
+AMOUNT_NOISE = 0.55  # lognormal sigma of one basket around the customer's spend level
+DISCOUNT_SHARE = {False: 0.08, True: 0.65}  # by discount dependence
+REFUND_SHARE = 0.03
+PARTIAL_REFUND_SHARE = 0.3
+
+INTERACTION_CHANNELS = ("email", "web", "app", "social", "phone", "store")
+INTERACTION_CHANNEL_WEIGHTS = (0.4, 0.25, 0.15, 0.1, 0.04, 0.06)
+PREFERRED_INTERACTION_SHARE = 0.5
+EVENT_TYPES = ("open", "click", "visit", "login", "call")
+EVENT_TYPE_BY_CHANNEL = np.array([  # rows follow INTERACTION_CHANNELS
+    [0.7, 0.3, 0.0, 0.0, 0.0],
+    [0.0, 0.2, 0.6, 0.2, 0.0],
+    [0.0, 0.1, 0.3, 0.6, 0.0],
+    [0.0, 0.6, 0.4, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 1.0],
+    [0.0, 0.0, 1.0, 0.0, 0.0],
+])
+LAPSED_EMAIL_SHARE = 0.05  # churned customers still open marketing emails, rarely
+
+TICKETS_PER_WEEK = 0.045
+TICKET_CATEGORIES = ("billing", "delivery", "product", "complaint")
+OTHER_TICKET_WEIGHTS = (0.35, 0.4, 0.25)
+PRIORITIES = ("low", "normal", "high")
+PRIORITY_WEIGHTS = {False: (0.3, 0.55, 0.15), True: (0.1, 0.4, 0.5)}  # by complaint
+MEDIAN_RESOLUTION_HOURS = np.array([60.0, 30.0, 12.0])  # by priority
+RESOLUTION_SPREAD = 1.2  # lognormal sigma: some tickets take weeks
+CSAT_ANSWER_SHARE = 0.6
+EFFORT_ANSWER_SHARE = 0.5
+
+SURVEYS_PER_WEEK = 0.012
+
+SUBSCRIBER_SHARE = {False: 0.21, True: 0.35}  # by loyalty membership
+PLANS = ("basic", "plus", "premium")
+PLAN_FEES = np.array([9.99, 19.99, 29.99])
+PLAN_WEIGHTS = (0.5, 0.35, 0.15)
+DOWNGRADE_BEFORE_CHURN_SHARE = 0.4
+PLAN_CHANGE_SHARE = 0.12
+CANCEL_REASONS = ("too_expensive", "not_using", "switched_provider", "service_issues", "other")
+CANCEL_REASON_WEIGHTS = (0.3, 0.3, 0.15, 0.15, 0.1)
+
+# Shopping and browsing happen mostly in the evening.
+HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 4.5, 5, 5.5, 5, 4.5, 4.5, 5, 5.5,
+                         6.5, 7.5, 8, 7, 5, 2.5])
+ARRIVAL_GROWTH = np.log(2.5)  # the last day sees 2.5 times the arrivals of the first
+ARRIVAL_SEASON = np.array([1.2, 1.0, 1.0, 0.95, 0.95, 0.9, 0.85, 0.9, 1.0, 1.05, 1.3, 1.2])
+
+ROWS_PER_GROUP = 1_000_000
+ID_DIGITS = {"transaction": 10, "ticket": 9, "subscription": 8}
+ARROW_TYPES = {"string": pa.string(), "timestamp": pa.timestamp("us"), "number": pa.float64(),
+               "integer": pa.int64(), "boolean": pa.bool_()}
+EVENT_TABLES = ("transactions", "interactions", "support_tickets", "surveys")
+
+
+def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = DEFAULT_END_DATE,
+                   years: float = 3.0, fmt: Literal["parquet", "csv"] = "parquet",
+                   log: logging.Logger | None = None) -> dict[str, int]:
+    """Write a synthetic world in the data contract's format into out_dir (one file per
+    table: <table>.parquet or <table>.csv), and its truth into out_dir/truth/. Returns row
+    counts per table. Deterministic for a seed (same seed and args -> byte-identical files).
+    Atomic: build in a temporary sibling directory, then replace out_dir (a rerun replaces
+    the old world; a crash leaves no half-written world)."""
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
+    if n_customers < 1:
+        raise ValueError("n_customers must be at least 1")
+    log = log or logger
+    began = time.perf_counter()
+    out_dir = Path(out_dir)
+    with _replacing(out_dir) as build_dir:
+        world = _World(build_dir, n_customers, seed, WeekGrid.for_world(end_date, years), fmt, log)
+        counts = world.build()
+        write_world_facts(build_dir / "truth", world.grid, seed=seed, n_customers=n_customers,
+                          end_date=end_date.isoformat(), years=years, format=fmt)
+    log.info("world of %s customers written to %s in %.1f s",
+             f"{n_customers:,}", out_dir, time.perf_counter() - began)
+    return counts
+
+
+@contextmanager
+def _replacing(out_dir: Path) -> Iterator[Path]:
+    """A fresh sibling folder to build in; on success it takes out_dir's place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    try:
+        yield build_dir
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    # Directories cannot be swapped in one rename: move the old world aside first. A crash
+    # in between leaves the complete old world beside an empty out_dir, never a mixed one.
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        out_dir.rename(old / "world")
+    build_dir.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class Preferences:
+    """Observable habits per customer: what, where and how much they buy, where they engage."""
+
+    spend_level: np.ndarray  # log of a typical basket
+    favourite_category: np.ndarray
+    sales_channel: np.ndarray
+    interaction_channel: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n: int) -> Preferences:
+        return cls(
+            spend_level=rng.normal(np.log(40.0), 0.45, n),
+            favourite_category=_choice(rng, CATEGORY_WEIGHTS, n),
+            sales_channel=_choice(rng, SALES_CHANNEL_WEIGHTS, n),
+            interaction_channel=_choice(rng, INTERACTION_CHANNEL_WEIGHTS, n),
+        )
+
+
+class _World:
+    """One generation run: the random streams, the latent model and the table writers."""
+
+    def __init__(self, out: Path, n: int, seed: int, grid: WeekGrid, fmt: str,
+                 log: logging.Logger):
+        self.out, self.n, self.grid, self.fmt, self.log = out, n, grid, fmt, log
+        # One independent stream per concern, so that changing how one table is drawn
+        # leaves the others (and the churn itself) as they were.
+        streams = np.random.SeedSequence(seed).spawn(8)
+        (self.rng_people, self.rng_latent, self.rng_purchases, self.rng_interactions,
+         self.rng_tickets, self.rng_surveys, self.rng_subscriptions, self.rng_times) = (
+            np.random.default_rng(s) for s in streams)
+        self.next_id = {"transaction": 1, "ticket": 1}
+
+    def build(self) -> dict[str, int]:
+        (self.out / "truth").mkdir()
+        self.customer_ids, self.latent, self.prefs = self._customers()
+        counts = {"customers": self.n}
+        counts.update(self._simulate())
+        counts["subscriptions"] = self._subscriptions()
+        self._stage("truth", lambda: pq.write_table(
+            self.latent.truth_table(self.customer_ids), self.out / "truth" / "customers.parquet",
+            compression="zstd"))
+        return counts
+
+    def _stage(self, name: str, run):
+        began = time.perf_counter()
+        result = run()
+        rows = f"{result:,} rows" if isinstance(result, int) else "done"
+        self.log.info("stage %-13s %s in %.2f s", name, rows, time.perf_counter() - began)
+        return result
+
+    # --- customers -------------------------------------------------------------------
+
+    def _customers(self) -> tuple[pa.Array, LatentWorld, Preferences]:
+        began = time.perf_counter()
+        rng = self.rng_people
+        signup = self._signups()
+        traits = Traits.draw(rng, signup)
+        ids = _prefixed_ids("C", np.arange(1, self.n + 1), max(7, len(str(self.n))))
+        names, emails = _names_and_emails(rng, self.n)
+        table = pa.table({
+            "customer_id": ids,
+            "signup_at": timestamps(signup),
+            "country": _labels(COUNTRIES, _choice(rng, COUNTRY_WEIGHTS, self.n)),
+            "acquisition_channel": _labels(ACQUISITION_CHANNELS, traits.acquisition_channel),
+            "is_loyalty_member": traits.is_loyalty_member,
+            "email": emails,
+            "name": names,
+        })
+        with _TableSink(self.out, TABLES["customers"], self.fmt, extra=("email", "name")) as sink:
+            sink.write(table)
+        self.log.info("stage %-13s %s rows in %.2f s", "customers", f"{self.n:,}",
+                      time.perf_counter() - began)
+        return ids, LatentWorld(traits, self.grid, self.rng_latent), Preferences.draw(rng, self.n)
+
+    def _signups(self) -> np.ndarray:
+        """Signup moments, ascending: a growing business, busier in winter."""
+        n_days = self.grid.n_weeks * 7
+        first_day = np.datetime64(int(self.grid.start(0)) // DAY, "D")
+        months = (first_day + np.arange(n_days)).astype("datetime64[M]").astype(int) % 12
+        weight = np.exp(ARRIVAL_GROWTH * np.arange(n_days) / n_days) * ARRIVAL_SEASON[months]
+        day = self.rng_people.choice(n_days, self.n, p=weight / weight.sum())
+        seconds = int(self.grid.start(0)) + day * DAY + _time_of_day(self.rng_people, self.n)
+        return np.sort(seconds)
+
+    # --- the weekly simulation ---------------------------------------------------------
+
+    def _simulate(self) -> dict[str, int]:
+        began = time.perf_counter()
+        sinks = {name: _TableSink(self.out, TABLES[name], self.fmt) for name in EVENT_TABLES}
+        snapshots = pq.ParquetWriter(self.out / "truth" / "snapshots.parquet", SNAPSHOT_SCHEMA,
+                                     compression="zstd")
+        with snapshots, sinks["transactions"], sinks["interactions"], \
+                sinks["support_tickets"], sinks["surveys"]:
+            for week in range(self.grid.n_weeks):
+                rates, snapshot = self.latent.start_week(week)
+                if snapshot is not None:
+                    snapshots.write_table(snapshot)
+                purchases, buyers = self._purchases(rates)
+                interactions, engaged = self._interactions(rates)
+                sinks["transactions"].write(purchases)
+                sinks["interactions"].write(interactions)
+                sinks["support_tickets"].write(self._tickets(rates))
+                sinks["surveys"].write(self._surveys(rates))
+                self.latent.end_week(rates, np.concatenate([buyers, engaged]))
+        counts = {name: sink.rows for name, sink in sinks.items()}
+        self.log.info("stage %-13s %d weeks, %s in %.2f s", "simulation", self.grid.n_weeks,
+                      ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+                      time.perf_counter() - began)
+        return counts
+
+    def _event_times(self, rates: WeekRates, customers: np.ndarray) -> np.ndarray:
+        """Moments within the week (evening-heavy); a newcomer's are squeezed into the part
+        of the week after signup."""
+        rng = self.rng_times
+        offset = rng.integers(0, 7, len(customers)) * DAY + _time_of_day(rng, len(customers))
+        week_end = int(self.grid.start(rates.week + 1))
+        start = rates.active_from[customers]
+        return start + offset * (week_end - start) // WEEK
+
+    def _purchases(self, rates: WeekRates) -> tuple[pa.Table, np.ndarray]:
+        """This week's purchases (plus win-back purchases of returning customers) and their
+        refunds; returns them with the buying customers."""
+        rng, prefs = self.rng_purchases, self.prefs
+        counts = rng.poisson(rates.purchase_rate)
+        customers = np.concatenate([np.repeat(np.arange(rates.n), counts), rates.comebacks])
+        at = np.concatenate([self._event_times(rates, customers[: counts.sum()]),
+                             rates.comeback_at])
+        k = len(customers)
+        amount = _cents(np.exp(prefs.spend_level[customers] + AMOUNT_NOISE * rng.standard_normal(k)))
+        amount = np.maximum(amount, 1.0)
+        discounted = rng.random(k) < np.where(
+            self.latent.traits.is_discount_dependent[customers], DISCOUNT_SHARE[True],
+            DISCOUNT_SHARE[False])
+        discount = np.where(discounted, _cents(amount * rng.uniform(0.05, 0.35, k)), 0.0)
+        category = np.where(rng.random(k) < FAVOURITE_CATEGORY_SHARE,
+                            prefs.favourite_category[customers], _choice(rng, CATEGORY_WEIGHTS, k))
+        channel = np.where(rng.random(k) < PREFERRED_SALES_CHANNEL_SHARE,
+                           prefs.sales_channel[customers], _choice(rng, SALES_CHANNEL_WEIGHTS, k))
+
+        # A refund returns all or part of a purchase a few days later (if before the end).
+        refunded = np.flatnonzero(rng.random(k) < REFUND_SHARE)
+        share = np.where(rng.random(len(refunded)) < PARTIAL_REFUND_SHARE,
+                         rng.uniform(0.2, 0.9, len(refunded)), 1.0)
+        refund_at = at[refunded] + (rng.lognormal(np.log(5.0), 0.6, len(refunded)) * DAY).astype(
+            np.int64)
+        refunded, refund_at, share = (a[refund_at < self.grid.end]
+                                      for a in (refunded, refund_at, share))
+
+        rows = np.concatenate([np.arange(k), refunded])
+        at = np.concatenate([at, refund_at])
+        amount = np.concatenate([amount, -_cents(amount[refunded] * share)])
+        discount = np.concatenate([discount, np.zeros(len(refunded))])
+        order = np.argsort(at, kind="stable")
+        rows, at, amount, discount = rows[order], at[order], amount[order], discount[order]
+        table = pa.table({
+            "transaction_id": self._new_ids("transaction", "T", len(rows)),
+            "customer_id": self.customer_ids.take(customers[rows]),
+            "purchased_at": timestamps(at),
+            "amount": amount,
+            "category": _labels(CATEGORIES, category[rows]),
+            "discount_amount": discount,
+            "sales_channel": _labels(SALES_CHANNELS, channel[rows]),
+        })
+        return table, customers
+
+    def _interactions(self, rates: WeekRates) -> tuple[pa.Table, np.ndarray]:
+        """Engagement events of active customers, plus the odd email opened by a churned one;
+        returns them with the engaging active customers."""
+        rng = self.rng_interactions
+        counts = rng.poisson(rates.interaction_rate)
+        engaged = np.repeat(np.arange(rates.n), counts)
+        channel = np.where(rng.random(len(engaged)) < PREFERRED_INTERACTION_SHARE,
+                           self.prefs.interaction_channel[engaged],
+                           _choice(rng, INTERACTION_CHANNEL_WEIGHTS, len(engaged)))
+        event_type = _choice_per_row(rng, EVENT_TYPE_BY_CHANNEL[channel])
+
+        lapsed_rate = np.where(rates.lapsed, LAPSED_EMAIL_SHARE, 0.0) * (
+            self.latent.traits.interaction_rate[: rates.n])
+        lapsed = np.repeat(np.arange(rates.n), rng.poisson(lapsed_rate))
+        customers = np.concatenate([engaged, lapsed])
+        at = self._event_times(rates, customers)
+        channel = np.concatenate([channel, np.zeros(len(lapsed), np.int64)])  # email ...
+        event_type = np.concatenate([event_type, np.zeros(len(lapsed), np.int64)])  # ... open
+        order = np.argsort(at, kind="stable")
+        table = pa.table({
+            "customer_id": self.customer_ids.take(customers[order]),
+            "occurred_at": timestamps(at[order]),
+            "channel": _labels(INTERACTION_CHANNELS, channel[order]),
+            "event_type": _labels(EVENT_TYPES, event_type[order]),
+        })
+        return table, engaged
+
+    def _tickets(self, rates: WeekRates) -> pa.Table:
+        """Support tickets; unhappy customers complain more, slow resolution makes them
+        less satisfied and raises their effort. Tickets feed back into the latent state."""
+        rng = self.rng_tickets
+        propensity = self.latent.traits.ticket_propensity[: rates.n]
+        customers = np.repeat(np.arange(rates.n), rng.poisson(TICKETS_PER_WEEK * propensity
+                                                              * rates.exposure))
+        k = len(customers)
+        mood = rates.satisfaction[customers]
+        complaint = rng.random(k) < np.clip(0.1 - 0.07 * mood, 0.03, 0.4)
+        category = np.where(complaint, TICKET_CATEGORIES.index("complaint"),
+                            _choice(rng, OTHER_TICKET_WEIGHTS, k))
+        priority = np.where(complaint, _choice(rng, PRIORITY_WEIGHTS[True], k),
+                            _choice(rng, PRIORITY_WEIGHTS[False], k))
+        opened_at = self._event_times(rates, customers)
+        took = (rng.lognormal(0.0, RESOLUTION_SPREAD, k) * MEDIAN_RESOLUTION_HOURS[priority]
+                * 3600).astype(np.int64) + 60
+        resolved_at = np.where(opened_at + took < self.grid.end, opened_at + took, NO_TIME)
+        resolved = resolved_at != NO_TIME
+        took_days = took / DAY
+        csat = np.clip(np.rint(4.3 - 0.55 * np.log1p(took_days) + 0.45 * mood
+                               + rng.normal(0, 0.7, k)), 1, 5).astype(np.int64)
+        effort = np.clip(np.rint(2.3 + 0.9 * np.log1p(took_days) - 0.3 * mood
+                                 + rng.normal(0, 0.9, k)), 1, 7).astype(np.int64)
+        csat_given = resolved & (rng.random(k) < CSAT_ANSWER_SHARE)
+        effort_given = resolved & (rng.random(k) < EFFORT_ANSWER_SHARE)
+        self.latent.record_tickets(customers, complaint, took, resolved_at)
+        o = np.argsort(opened_at, kind="stable")
+        return pa.table({
+            "ticket_id": self._new_ids("ticket", "K", k),
+            "customer_id": self.customer_ids.take(customers[o]),
+            "opened_at": timestamps(opened_at[o]),
+            "resolved_at": timestamps(resolved_at[o]),
+            "category": _labels(TICKET_CATEGORIES, category[o]),
+            "priority": _labels(PRIORITIES, priority[o]),
+            "satisfaction": pa.array(csat[o], mask=~csat_given[o]),
+            "effort_score": pa.array(effort[o], mask=~effort_given[o]),
+        })
+
+    def _surveys(self, rates: WeekRates) -> pa.Table:
+        """Occasional NPS answers, driven by latent satisfaction."""
+        rng = self.rng_surveys
+        customers = np.repeat(np.arange(rates.n), rng.poisson(SURVEYS_PER_WEEK * rates.exposure))
+        k = len(customers)
+        score = np.clip(np.rint(7.3 + 1.7 * rates.satisfaction[customers] + rng.normal(0, 1.3, k)),
+                        0, 10).astype(np.int64)
+        at = self._event_times(rates, customers)
+        order = np.argsort(at, kind="stable")
+        return pa.table({
+            "customer_id": self.customer_ids.take(customers[order]),
+            "responded_at": timestamps(at[order]),
+            "nps_score": score[order],
+        })
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def _subscriptions(self) -> int:
+        """Subscriptions of about a quarter of customers, drawn once churn is known: they
+        end when the customer churns (often after a downgrade), a few change plan."""
+        began = time.perf_counter()
+        rng, latent = self.rng_subscriptions, self.latent
+        signup, churned_at = latent.traits.signup, latent.churned_at
+        churned = churned_at != NO_TIME
+        life_end = np.where(churned, churned_at, self.grid.end)
+        subscriber = rng.random(self.n) < np.where(
+            latent.traits.is_loyalty_member, SUBSCRIBER_SHARE[True], SUBSCRIBER_SHARE[False])
+        at_signup = rng.random(self.n) < 0.6
+        started = np.where(at_signup, signup + rng.integers(60, 3600, self.n),
+                           signup + (rng.random(self.n) * 0.5 * (life_end - signup)).astype(
+                               np.int64))
+        who = np.flatnonzero(subscriber & (started < life_end))
+        started, churned, life_end = started[who], churned[who], life_end[who]
+        k = len(who)
+        plan = _choice(rng, PLAN_WEIGHTS, k)
+        ended = np.where(churned, life_end + _time_of_day(rng, k), NO_TIME)
+
+        # Plan changes: downgrades in the weeks before churning, and some at random.
+        before_churn = life_end - rng.uniform(2, 10, k) * WEEK
+        downgrade_first = churned & (plan > 0) & (rng.random(k) < DOWNGRADE_BEFORE_CHURN_SHARE) & (
+            before_churn > started)
+        random_change = ~downgrade_first & (rng.random(k) < PLAN_CHANGE_SHARE)
+        change_at = np.where(downgrade_first, before_churn,
+                             started + rng.random(k) * (life_end - started)).astype(np.int64)
+        changed = (downgrade_first | random_change) & (change_at > started)
+        going_down = downgrade_first | ((plan == 2) | ((plan == 1) & (rng.random(k) < 0.5)))
+        new_plan = np.where(going_down, plan - 1, plan + 1)
+
+        c = np.flatnonzero(changed)
+        customers = np.concatenate([who, who[c]])
+        start = np.concatenate([started, change_at[c]])
+        end = np.concatenate([np.where(changed, change_at, ended), ended[c]])
+        plans = np.concatenate([plan, new_plan[c]])
+        reason = _choice(rng, CANCEL_REASON_WEIGHTS, len(customers))
+        cancelled = end != NO_TIME
+        cancelled[: k] &= ~changed  # a plan change ends the old row without a reason
+        order = np.lexsort((customers, start))
+        customers, start, end, plans, reason, cancelled = (
+            a[order] for a in (customers, start, end, plans, reason, cancelled))
+        table = pa.table({
+            "subscription_id": _prefixed_ids("S", np.arange(1, len(customers) + 1),
+                                             ID_DIGITS["subscription"]),
+            "customer_id": self.customer_ids.take(customers),
+            "plan": _labels(PLANS, plans),
+            "started_at": timestamps(start),
+            "ended_at": timestamps(end),
+            "monthly_fee": PLAN_FEES[plans],
+            "cancel_reason": pc.if_else(cancelled, _labels(CANCEL_REASONS, reason), None),
+        })
+        with _TableSink(self.out, TABLES["subscriptions"], self.fmt) as sink:
+            sink.write(table)
+        self.log.info("stage %-13s %s rows in %.2f s", "subscriptions", f"{len(table):,}",
+                      time.perf_counter() - began)
+        return len(table)
+
+    def _new_ids(self, kind: str, prefix: str, count: int) -> pa.Array:
+        first = self.next_id[kind]
+        self.next_id[kind] = first + count
+        return _prefixed_ids(prefix, np.arange(first, first + count), ID_DIGITS[kind])
+
+
+class _TableSink:
+    """Writes one contract table in blocks: Parquet row groups of ~ROWS_PER_GROUP rows, or
+    CSV (timestamps in whole seconds). The file exists, with its header, even when empty."""
+
+    def __init__(self, folder: Path, table: Table, fmt: str, extra: tuple[str, ...] = ()):
+        fields = [pa.field(c.name, ARROW_TYPES[c.kind]) for c in table.columns]
+        self.schema = pa.schema(fields + [pa.field(name, pa.string()) for name in extra])
+        path = folder / f"{table.name}.{fmt}"
+        if fmt == "csv":
+            self.file_schema = pa.schema([
+                f.with_type(pa.timestamp("s")) if pa.types.is_timestamp(f.type) else f
+                for f in self.schema])
+            self.writer = pacsv.CSVWriter(path, self.file_schema)
+        else:
+            self.file_schema = self.schema
+            self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table.select(self.schema.names).cast(self.schema))
+        self.pending_rows += len(table)
+        self.rows += len(table)
+        if self.pending_rows >= ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            block = pa.concat_tables(self.pending).cast(self.file_schema)
+            self.writer.write_table(block, row_group_size=len(block) or None)
+        self.pending, self.pending_rows = [], 0
+
+    def __enter__(self) -> _TableSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._flush()
+        self.writer.close()
+
+
+# --- small vectorised helpers -------------------------------------------------------------
+
+
+def _choice(rng: np.random.Generator, weights, size: int) -> np.ndarray:
+    """Category codes drawn with the given (unnormalised) weights."""
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    return np.searchsorted(cumulative / cumulative[-1], rng.random(size), side="right")
+
+
+def _choice_per_row(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
+    """One category code per row, each row with its own probabilities."""
+    u = rng.random(len(probabilities))[:, None]
+    return np.minimum((u >= np.cumsum(probabilities, axis=1)).sum(axis=1),
+                      probabilities.shape[1] - 1)
+
+
+def _time_of_day(rng: np.random.Generator, size: int) -> np.ndarray:
+    hour = _choice(rng, HOUR_WEIGHTS, size)
+    return hour * 3600 + rng.integers(0, 3600, size)
+
+
+def _cents(values: np.ndarray) -> np.ndarray:
+    return np.round(values, 2)
+
+
+def _labels(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
+    """Code arrays as plain string columns, without a Python string per row."""
+    return pa.array(vocabulary).take(pa.array(np.asarray(codes, dtype=np.int64)))
+
+
+def _prefixed_ids(prefix: str, numbers: np.ndarray, digits: int) -> pa.Array:
+    """"C0000123"-style fixed-width identifiers, built by Arrow compute."""
+    padded = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), digits, "0")
+    return pc.binary_join_element_wise(prefix, padded, "")
+
+
+def _ascii_handle(name: str) -> str:
+    """A name as it appears in an email address: "Müller" -> "mueller", 'O"Brien' -> "obrien"."""
+    for umlaut, spelled in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        name = name.replace(umlaut, spelled).replace(umlaut.upper(), spelled.capitalize())
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in plain.lower() if ch.isalnum())
+
+
+def _names_and_emails(rng: np.random.Generator, n: int) -> tuple[pa.Array, pa.Array]:
+    first = _choice(rng, np.ones(len(FIRST_NAMES)), n)
+    last = _choice(rng, np.ones(len(LAST_NAMES)), n)
+    first_name = _labels(FIRST_NAMES, first)
+    last_name = _labels(LAST_NAMES, last)
+    names = pc.if_else(rng.random(n) < SURNAME_FIRST_SHARE,
+                       pc.binary_join_element_wise(last_name, first_name, ", "),
+                       pc.binary_join_element_wise(first_name, last_name, " "))
+    handles = tuple(_ascii_handle(x) for x in FIRST_NAMES), tuple(
+        _ascii_handle(x) for x in LAST_NAMES)
+    emails = pc.binary_join_element_wise(
+        _labels(handles[0], first), ".", _labels(handles[1], last),
+        pc.cast(pa.array(np.arange(1, n + 1)), pa.string()), "@",
+        _labels(EMAIL_DOMAINS, _choice(rng, np.ones(len(EMAIL_DOMAINS)), n)), "")
+    return names, emails
