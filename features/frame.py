@@ -44,7 +44,8 @@ def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     """One row per spine row (customer_id, cutoff_date), one column per feature of every
-    stage whose table is present. Categorical features get the `category` dtype."""
+    stage whose table is present. Categorical features stay plain text (missing: NaN), as a
+    client of the logged model would send them; the model turns them into categories."""
     frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
     for stage in STAGES:
         if not tables.has(stage.table):
@@ -59,7 +60,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
         if feature.name not in frame:
             continue
         if feature.kind == "categorical":
-            frame[feature.name] = frame[feature.name].astype("object").astype("category")
+            frame[feature.name] = frame[feature.name].astype("str")
         else:  # one numeric dtype with NaN for missing, whatever the engine returned
             frame[feature.name] = pd.to_numeric(frame[feature.name]).astype("float64")
     return frame

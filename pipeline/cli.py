@@ -159,6 +159,21 @@ def _log_training_summary(summary: dict) -> None:
 
 @app.command()
 @handles_errors
+def tune(
+    trials: Annotated[int, typer.Option(help="Trials per model (added to an interrupted study).", min=1)] = 30,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per model at most.")] = None,
+    storage: Annotated[str, typer.Option(help="Optuna storage; studies resume from it.")] = "sqlite:///optuna.db",
+    config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
+) -> None:
+    """Tune both models with Optuna on time-based validation; `churn train` uses the result."""
+    from pipeline.tune import run_tuning
+
+    cfg = _config(config, data)
+    run_tuning(_tables(cfg), cfg, trials, timeout, storage)
+
+
+@app.command()
+@handles_errors
 def score(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: today).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Score and report, write nothing.")] = False,
@@ -172,6 +187,28 @@ def score(
     manifest = run_scoring(_tables(cfg), cfg, date, dry_run=dry_run)
     log.info("scored %d customers: %s; value at risk %.2f", manifest["customers_scored"],
              manifest["customers_per_tier"], manifest["total_value_at_risk"])
+
+
+@app.command()
+@handles_errors
+def report(
+    date_from: Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (default: 2 years before --to).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Day after the last YYYY-MM-DD (default: end of data).")] = None,
+    period: Annotated[str, typer.Option(help="month or quarter.")] = "month",
+    out: Annotated[Path, typer.Option(help="Folder for kpi_report.html and the CSVs.")] = Path("outputs/report"),
+    config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
+) -> None:
+    """Retention KPI report: retention, churn, repeat purchases, cohorts, CLV, NPS, MRR."""
+    from pipeline.report import build_kpi_report
+
+    if period not in ("month", "quarter"):
+        raise typer.BadParameter("--period must be month or quarter")
+    cfg = _config(config, data)
+    tables = _tables(cfg)
+    end = parse_date(date_to) if date_to else tables.last_event_at().date() + dt.timedelta(days=1)
+    start = parse_date(date_from) if date_from else end.replace(year=end.year - 2, day=1)
+    paths = build_kpi_report(tables, cfg, start, end, period, out)
+    log.info("KPI report written: %s", paths["html"])
 
 
 @app.command()

@@ -208,6 +208,14 @@ def load_config(path: Path, data_dir: Path | None = None) -> Config:
     return parse_config(raw, source=str(path))
 
 
+def load_tuned_params(path: Path) -> dict[str, dict]:
+    """Parameters written by `churn tune`, {'churn': {...}, 'clv': {...}}; empty when none."""
+    if not path.is_file():
+        return {"churn": {}, "clv": {}}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {"churn": loaded.get("churn", {}), "clv": loaded.get("clv", {})}
+
+
 def parse_config(raw: dict, source: str = "<dict>") -> Config:
     try:
         return Config.model_validate(raw)

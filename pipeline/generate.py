@@ -87,7 +87,7 @@ EVENT_TYPE_BY_CHANNEL = np.array([  # rows follow INTERACTION_CHANNELS
 ])
 LAPSED_EMAIL_SHARE = 0.05  # churned customers still open marketing emails, rarely
 
-TICKETS_PER_WEEK = 0.045
+TICKETS_PER_WEEK = 0.052
 TICKET_CATEGORIES = ("billing", "delivery", "product", "complaint")
 OTHER_TICKET_WEIGHTS = (0.35, 0.4, 0.25)
 PRIORITIES = ("low", "normal", "high")
@@ -509,8 +509,7 @@ class _TableSink:
 
     def _flush(self) -> None:
         if self.pending:
-            block = pa.concat_tables(self.pending).cast(self.file_schema)
-            self.writer.write_table(block, row_group_size=len(block) or None)
+            self.writer.write_table(pa.concat_tables(self.pending).cast(self.file_schema))
         self.pending, self.pending_rows = [], 0
 
     def __enter__(self) -> _TableSink:

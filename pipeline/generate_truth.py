@@ -33,17 +33,17 @@ NO_TIME = np.iinfo(np.int64).min  # "never" in arrays of epoch seconds
 MONTH_SEASON = np.array([0.85, 0.85, 0.95, 0.95, 1.0, 0.95, 0.9, 0.9, 0.95, 1.0, 1.35, 1.55])
 
 # The weekly hazard is cloglog-linear: h = 1 - exp(-exp(eta)), eta = log(BASE) + effects.
-BASE_WEEKLY_HAZARD = 0.0045
-LOW_ENGAGEMENT_EFFECT = 0.9  # per unit of log-engagement below 0
+BASE_WEEKLY_HAZARD = 0.002
+LOW_ENGAGEMENT_EFFECT = 1.6  # per unit of log-engagement below 0
 SILENCE_EFFECT = 0.08  # per week without a purchase or an interaction ...
 SILENCE_CAP_WEEKS = 20  # ... counted up to this many weeks
-OPEN_TICKET_EFFECT = 0.8  # while a ticket is unresolved
-GRIEVANCE_EFFECT = 0.45  # per unit of grievance (a complaint adds 1)
-SATISFACTION_EFFECT = 0.35  # per unit of latent satisfaction below 0
-DISCOUNT_DEPENDENCE_EFFECT = 0.5
-NEW_CUSTOMER_EFFECT = 1.0  # decays with tenure ...
-NEW_CUSTOMER_WEEKS = 13  # ... over about a quarter
-LOYALTY_EFFECT = -0.6
+OPEN_TICKET_EFFECT = 1.2  # while a ticket is unresolved
+GRIEVANCE_EFFECT = 0.6  # per unit of grievance (a complaint adds 1)
+SATISFACTION_EFFECT = 0.7  # per unit of latent satisfaction (standard normal)
+DISCOUNT_DEPENDENCE_EFFECT = 0.8
+NEW_CUSTOMER_EFFECT = 2.8  # decays with tenure ...
+NEW_CUSTOMER_WEEKS = 16  # ... over a few months
+LOYALTY_EFFECT = -0.8
 ACQUISITION_CHANNELS = ("organic", "paid_search", "social", "referral", "affiliate")
 ACQUISITION_EFFECT = np.array([0.0, 0.15, 0.1, -0.2, 0.3])
 
@@ -52,9 +52,9 @@ ENGAGEMENT_NOISE = 0.07
 ENGAGEMENT_BOUNDS = (-4.0, 1.0)
 GRIEVANCE_ON_ENGAGEMENT = 0.03
 GRIEVANCE_ON_SATISFACTION = 0.6
-GRIEVANCE_KEEP_PER_WEEK = 0.88  # half-life of about five weeks
+GRIEVANCE_KEEP_PER_WEEK = 0.93  # half-life of about ten weeks
 COMPLAINT_GRIEVANCE = 1.0
-SLOW_TICKET_GRIEVANCE = 0.8
+SLOW_TICKET_GRIEVANCE = 1.2
 SLOW_TICKET_SECONDS = 7 * DAY
 
 REACTIVATION_WEEKLY = 0.002  # chance per week that a churned customer comes back (only once)
@@ -116,8 +116,8 @@ class Traits:
         affiliate = channel == ACQUISITION_CHANNELS.index("affiliate")
         # Purchase rates are gamma-distributed (a few heavy buyers, many occasional ones);
         # interaction rates follow them loosely.
-        base_rate = rng.gamma(1.1, 0.85 / 1.1, n)
-        interaction = 0.28 * np.sqrt(base_rate / 0.85) * rng.gamma(2.0, 0.5, n)
+        base_rate = rng.gamma(1.1, 1.35 / 1.1, n)
+        interaction = 0.6 * np.sqrt(base_rate / 1.35) * rng.gamma(2.0, 0.5, n)
         declining = rng.random(n) < 0.45
         return cls(
             signup=signup,
@@ -181,7 +181,7 @@ class LatentWorld:
             + SILENCE_EFFECT * np.minimum(self.silence_weeks[:n], SILENCE_CAP_WEEKS)
             + OPEN_TICKET_EFFECT * (self.open_ticket_until[:n] > week_start)
             + GRIEVANCE_EFFECT * self.grievance[:n]
-            - SATISFACTION_EFFECT * np.minimum(self.satisfaction(n), 0.0)
+            - SATISFACTION_EFFECT * self.satisfaction(n)
             + DISCOUNT_DEPENDENCE_EFFECT * t.is_discount_dependent[:n]
             + NEW_CUSTOMER_EFFECT * np.exp(-tenure_weeks / NEW_CUSTOMER_WEEKS)
             + LOYALTY_EFFECT * t.is_loyalty_member[:n]
@@ -325,8 +325,8 @@ def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) ->
     """For every customer who signed up before as_of, the true probability (given the
     world's latent state) of making no purchase in [as_of, as_of + horizon_days).
 
-    Uses the snapshot of the month holding as_of, taken at the start of the week holding the
-    month's first day, and freezes each customer's hazard and purchase rate from there:
+    Uses the latest snapshot on or before as_of (taken at the start of the week holding a
+    month's first day) and freezes each customer's hazard and purchase rate from there:
     every week boundary the customer churns with the hazard, and otherwise buys at the
     purchase rate (times the season) for the part of the week inside the window. Customers
     who signed up after the snapshot start from their state at signup. Customers churned at
@@ -344,10 +344,10 @@ def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) ->
     known = np.flatnonzero(signup < window_start)
     signup = signup[known]
 
-    month_first = as_of.replace(day=1)
+    taken = [(week, day) for week, day in grid.month_firsts().items() if day <= as_of]
+    snap_week, snap_day = max(taken) if taken else (-1, None)
     snapshot = pq.read_table(truth_dir / "snapshots.parquet",
-                             filters=[("snapshot_date", "=", month_first)])
-    snap_week = int(grid.week_of(epoch_seconds(month_first))) if snapshot.num_rows else -1
+                             filters=[("snapshot_date", "=", snap_day or date.min)])
     hazard = customers["initial_weekly_hazard"].to_numpy()[known].astype(np.float64)
     rate = customers["initial_weekly_purchase_rate"].to_numpy()[known].astype(np.float64)
     start_week = grid.week_of(signup)
@@ -381,7 +381,7 @@ def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) ->
     stays_away = (1.0 - REACTIVATION_WEEKLY) ** (horizon_days / 7)
     probability[churned] = np.where(may_return[churned], stays_away, 1.0)
     return pd.DataFrame({
-        "customer_id": customers["customer_id"].to_numpy(zero_copy_only=False)[known].astype(str),
+        "customer_id": customers["customer_id"].take(known).to_pandas(),
         "oracle_churn_probability": np.clip(probability, 0.0, 1.0),
     })
 

@@ -19,7 +19,12 @@ from features.population import build_active_spine
 from models.explain import top_reasons
 from pipeline import tracking
 from pipeline.at_risk import (
-    AT_RISK_VERSION, TIERS, assign_segments, assign_tiers, build_at_risk_list, recommend_actions,
+    AT_RISK_VERSION,
+    TIERS,
+    assign_segments,
+    assign_tiers,
+    build_at_risk_list,
+    recommend_actions,
     write_at_risk_files,
 )
 from pipeline.config import Config

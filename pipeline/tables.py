@@ -255,9 +255,11 @@ def _params_used(sql: str, **params) -> dict:
 
 
 def _render(violations: list[Violation], data_dir: Path) -> str:
-    lines = [f"Input data in {data_dir} breaks the data contract ({len(violations)} problem(s)); nothing was written:"]
+    lines = [f"Input data in {data_dir} breaks the data contract ({len(violations)} problem(s)); "
+             "nothing was written:"]
     lines += [f"  - {v.describe()}" for v in violations]
-    lines.append("Fix the rows above in the source files (rows are numbered from 1 after the header) and rerun `churn validate`.")
+    lines.append("Fix the rows above in the source files (rows are numbered from 1 after the header) "
+                 "and rerun `churn validate`.")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ explicitly, so MLflow never falls back to a folder it picks itself."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,15 @@ PIP_REQUIREMENTS = ["churn-pipeline", "lightgbm", "scikit-learn", "pandas", "num
 def start_tracking(cfg: TrackingConfig) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists."""
     uri = cfg.resolved_uri()
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow also exports the URI to the environment, where it would override the next
+    # config loaded in this process; keep the user's own setting (or none) there.
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_setting
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
         artifact_location = None
         if uri.startswith("sqlite:"):  # a local store keeps its artifacts beside it

@@ -22,7 +22,7 @@ from models.churn import train_churn_model
 from models.clv import train_clv_model
 from models.evaluate import churn_metrics, clv_metrics
 from pipeline import tracking
-from pipeline.config import Config, TrainingConfig
+from pipeline.config import Config, TrainingConfig, load_tuned_params
 from pipeline.errors import ConfigError, DataError
 from pipeline.logs import stage
 from pipeline.tables import Tables
@@ -79,7 +79,7 @@ def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) ->
     return frame
 
 
-def _rows_at(frame: pd.DataFrame, cutoffs: list[dt.date]) -> pd.DataFrame:
+def rows_at(frame: pd.DataFrame, cutoffs: list[dt.date]) -> pd.DataFrame:
     rows = frame[frame["cutoff_date"].dt.date.isin(cutoffs)]
     if rows.empty:
         raise DataError(f"No active customers at cutoff(s) {cutoffs}; lower training.cutoffs or spacing_days.")
@@ -99,6 +99,8 @@ def run_training(
         info["rows"], info["cutoffs"] = len(frame), len(all_cutoffs)
     candidates = [f.name for f in feature_catalog(cfg.features) if f.name in frame]
     params = cfg.model
+    tuned = load_tuned_params(params.tuned_params_path)
+    churn_params, clv_params = tuned["churn"] | params.churn_params, tuned["clv"] | params.clv_params
     client = tracking.start_tracking(cfg.tracking)
     with mlflow.start_run(run_name=f"train-{churn_plan.validation}") as run:
         mlflow.set_tags({"git_commit": tracking.git_commit(), "churn_definition": cfg.churn.definition})
@@ -108,22 +110,24 @@ def run_training(
                          "data_end": str(data_end)}, "data_fingerprint.json")
         with stage("train churn model") as info:
             churn = train_churn_model(
-                _rows_at(frame, churn_plan.fit), _rows_at(frame, churn_plan.fit)["is_churned"],
-                _rows_at(frame, [churn_plan.holdout]), _rows_at(frame, [churn_plan.holdout])["is_churned"],
-                candidates, params.churn_params, params.seed,
+                rows_at(frame, churn_plan.fit), rows_at(frame, churn_plan.fit)["is_churned"],
+                rows_at(frame, [churn_plan.holdout]), rows_at(frame, [churn_plan.holdout])["is_churned"],
+                candidates, churn_params, params.seed,
             )
-            valid = _rows_at(frame, [churn_plan.validation])
+            valid = rows_at(frame, [churn_plan.validation])
             churn_scores = churn_metrics(valid["is_churned"], churn.predict(valid))
             info["validation_rows"], info["roc_auc"] = len(valid), round(churn_scores["roc_auc"], 4)
         with stage("train clv model") as info:
             clv = train_clv_model(
-                _rows_at(frame, clv_plan.fit), _rows_at(frame, clv_plan.fit)["future_revenue"],
-                _rows_at(frame, [clv_plan.holdout]), _rows_at(frame, [clv_plan.holdout])["future_revenue"],
-                candidates, params.clv_params, params.seed,
+                rows_at(frame, clv_plan.fit), rows_at(frame, clv_plan.fit)["future_revenue"],
+                rows_at(frame, [clv_plan.holdout]), rows_at(frame, [clv_plan.holdout])["future_revenue"],
+                candidates, clv_params, params.seed,
             )
-            clv_valid = _rows_at(frame, [clv_plan.validation])
+            clv_valid = rows_at(frame, [clv_plan.validation])
             clv_scores = clv_metrics(clv_valid["future_revenue"], clv.predict(clv_valid))
             info["validation_rows"], info["spearman"] = len(clv_valid), round(clv_scores["spearman"], 4)
+        mlflow.log_params({f"churn_{k}": v for k, v in churn_params.items()})
+        mlflow.log_params({f"clv_{k}": v for k, v in clv_params.items()})
         mlflow.log_params({"seed": params.seed, "churn_features": len(churn.schema.names),
                            "churn_trees": churn.booster.best_iteration_ or churn.booster.n_estimators,
                            "clv_trees": clv.booster.best_iteration_ or clv.booster.n_estimators})
@@ -157,7 +161,7 @@ def _promote(client, name, version, valid, label, new_score, metric, mode) -> di
     else:
         try:
             champion_score = metric(valid[label], current.model.predict(valid))
-        except Exception as exc:  # noqa: BLE001 - an old champion may not read today's features
+        except Exception as exc:  # noqa: BLE001 - an old champion may not read today's features; replace it
             champion_score = float("-inf")
             log.warning("champion %s v%s cannot score today's features (%s)", name, current.version, exc)
         decision["champion_version"], decision["champion_score"] = current.version, champion_score

@@ -1,0 +1,98 @@
+"""`churn demo` end to end on a small generated world, through the real CLI, with a real
+SQLite MLflow store and real files in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.at_risk import AT_RISK_COLUMNS
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def write_config(folder: Path, **overrides) -> Path:
+    cfg = {
+        "data": {"path": str(folder / "data"), "quarantine_dir": str(folder / "quarantine")},
+        "training": {"cutoffs": 4},
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_dir": str(folder / "artifacts")},
+        "model": {"tuned_params_path": str(folder / "tuned.yaml")},
+        "scoring": {"output_dir": str(folder / "at_risk"), "passthrough_columns": ["email", "name"]},
+        "demo": {"customers": 1500, "seed": 3},
+    }
+    for section, values in overrides.items():
+        cfg.setdefault(section, {}).update(values)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo")
+    result = runner.invoke(app, ["demo", "--config", str(write_config(folder))])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_demo_writes_a_real_at_risk_list(demo_run):
+    listing = demo_run / "at_risk" / "2026-01-01"
+    at_risk = pd.read_csv(listing / "at_risk.csv", dtype={"customer_id": str})
+    assert list(at_risk.columns) == AT_RISK_COLUMNS + ["email", "name"]
+    assert len(at_risk) > 500 and at_risk["customer_id"].is_unique
+    assert at_risk["churn_probability"].between(0, 1).all()
+    assert at_risk["value_at_risk"].is_monotonic_decreasing
+    assert (at_risk["rank"] == range(1, len(at_risk) + 1)).all()
+    assert set(at_risk["risk_tier"]) <= {"high", "medium", "low"}
+    high = at_risk[at_risk["risk_tier"] == "high"]
+    assert (high["churn_probability"] >= 0.5).all() and high["top_reasons"].str.len().gt(0).all()
+    manifest = json.loads((listing / "manifest.json").read_text())
+    assert manifest["customers_scored"] == len(at_risk)
+    assert sum(manifest["customers_per_tier"].values()) == len(at_risk)
+    assert manifest["outputs"]["at_risk.csv"]["rows"] == len(at_risk)
+
+
+def test_scoring_again_gives_the_same_bytes(demo_run):
+    config = str(demo_run / "config.yaml")
+    listing = demo_run / "at_risk" / "2026-01-01"
+    before = (listing / "at_risk.csv").read_bytes()
+    result = runner.invoke(app, ["score", "--config", config, "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert (listing / "at_risk.csv").read_bytes() == before
+    assert not [p for p in (demo_run / "at_risk").iterdir() if p.name.startswith(".")]
+
+
+def test_retraining_keeps_the_champion_unless_beaten(demo_run):
+    from mlflow.tracking import MlflowClient
+
+    config = str(demo_run / "config.yaml")
+    result = runner.invoke(app, ["train", "--config", config])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(f"sqlite:///{demo_run / 'mlflow.db'}")
+    versions = client.search_model_versions("name='churn'")
+    assert len(versions) == 2  # earlier versions are kept
+    # Same data, config and seed give the same model, which does not beat itself.
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+
+
+def test_scoring_without_a_champion_says_to_train_first(tmp_path, demo_run):
+    config = write_config(tmp_path, data={"path": str(demo_run / "data")})
+    result = runner.invoke(app, ["score", "--config", str(config), "--as-of", "2026-01-01"])
+    assert result.exit_code == 4
+    assert "make train" in result.output and "Traceback" not in result.output
+
+
+def test_bad_config_and_bad_data_fail_without_traceback(tmp_path, demo_run):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("churn: {horizon_days: -1}\n")
+    result = runner.invoke(app, ["validate", "--config", str(bad)])
+    assert result.exit_code == 2 and "churn.horizon_days" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["validate", "--config", str(demo_run / "config.yaml"), "--data", str(tmp_path)])
+    assert result.exit_code == 3 and "Required table(s) customers, transactions not found" in result.output
