@@ -192,8 +192,12 @@ def score(
 @app.command()
 @handles_errors
 def report(
-    date_from: Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (default: 2 years before --to).")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Day after the last YYYY-MM-DD (default: end of data).")] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day YYYY-MM-DD (default: 2 years before --to).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Day after the last YYYY-MM-DD (default: end of data).")
+    ] = None,
     period: Annotated[str, typer.Option(help="month or quarter.")] = "month",
     out: Annotated[Path, typer.Option(help="Folder for kpi_report.html and the CSVs.")] = Path("outputs/report"),
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,

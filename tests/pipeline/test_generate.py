@@ -22,9 +22,8 @@ END = pd.Timestamp(DEFAULT_END_DATE) + pd.Timedelta(days=1)  # exclusive
 ARROW_KINDS = {"string": pa.types.is_string, "timestamp": pa.types.is_timestamp,
                "number": pa.types.is_floating, "integer": pa.types.is_integer,
                "boolean": pa.types.is_boolean}
-CUTOFFS = [date(2023, 7, 1), date(2023, 10, 1), date(2024, 1, 1), date(2024, 4, 1),
-           date(2024, 7, 1), date(2024, 10, 1), date(2025, 1, 1), date(2025, 4, 1),
-           date(2025, 7, 1)]  # quarterly, once the business has customers of every tenure
+# Monthly, once the business has customers of every tenure, to the last full quarter.
+CUTOFFS = pd.date_range("2023-07-01", "2025-09-01", freq="MS")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +39,7 @@ def con(world: Path) -> duckdb.DuckDBPyConnection:
     for name in TABLES:
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM '{world / name}.parquet'")
     con.execute(f"CREATE VIEW truth AS SELECT * FROM '{world}/truth/customers.parquet'")
+    con.execute(f"CREATE VIEW snapshots AS SELECT * FROM '{world}/truth/snapshots.parquet'")
     return con
 
 
@@ -216,9 +216,9 @@ def test_churned_customers_stop_buying_and_a_few_come_back(con):
 def panel(con) -> pd.DataFrame:
     """One row per customer alive (in the truth) at each quarterly cutoff: what a retention
     team could see then, and whether the customer truly churned in the next 90 days."""
-    con.register("cutoffs", pd.DataFrame({"c": pd.to_datetime(CUTOFFS)}))
+    con.register("cutoffs", pd.DataFrame({"c": CUTOFFS}))
     return con.execute("""
-        SELECT t.customer_id, k.c,
+        SELECT t.customer_id, k.c, h.weekly_hazard AS hazard,
           coalesce(t.churned_at >= k.c AND t.churned_at < k.c + INTERVAL 90 DAY, FALSE)
           OR coalesce(t.churned_again_at >= k.c AND t.churned_again_at < k.c + INTERVAL 90 DAY,
                       FALSE) AS churned,
@@ -248,6 +248,7 @@ def panel(con) -> pd.DataFrame:
            AND x.amount > 0 AND x.purchased_at < k.c - INTERVAL 90 DAY
            AND x.purchased_at >= k.c - INTERVAL 180 DAY) AS earlier_purchases
         FROM truth t JOIN customers u USING (customer_id) CROSS JOIN cutoffs k
+        JOIN snapshots h ON h.customer_index = t.customer_index AND h.snapshot_date = k.c
         WHERE t.signup_at < k.c AND (t.churned_at IS NULL OR t.churned_at >= k.c
               OR (t.reactivated_at < k.c
                   AND (t.churned_again_at IS NULL OR t.churned_again_at >= k.c)))
