@@ -87,7 +87,7 @@ EVENT_TYPE_BY_CHANNEL = np.array([  # rows follow INTERACTION_CHANNELS
 ])
 LAPSED_EMAIL_SHARE = 0.05  # churned customers still open marketing emails, rarely
 
-TICKETS_PER_WEEK = 0.052
+TICKETS_PER_WEEK = 0.058
 TICKET_CATEGORIES = ("billing", "delivery", "product", "complaint")
 OTHER_TICKET_WEIGHTS = (0.35, 0.4, 0.25)
 PRIORITIES = ("low", "normal", "high")

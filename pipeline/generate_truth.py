@@ -33,7 +33,7 @@ NO_TIME = np.iinfo(np.int64).min  # "never" in arrays of epoch seconds
 MONTH_SEASON = np.array([0.85, 0.85, 0.95, 0.95, 1.0, 0.95, 0.9, 0.9, 0.95, 1.0, 1.35, 1.55])
 
 # The weekly hazard is cloglog-linear: h = 1 - exp(-exp(eta)), eta = log(BASE) + effects.
-BASE_WEEKLY_HAZARD = 0.002
+BASE_WEEKLY_HAZARD = 0.0015
 LOW_ENGAGEMENT_EFFECT = 1.6  # per unit of log-engagement below 0
 SILENCE_EFFECT = 0.08  # per week without a purchase or an interaction ...
 SILENCE_CAP_WEEKS = 20  # ... counted up to this many weeks
@@ -116,8 +116,8 @@ class Traits:
         affiliate = channel == ACQUISITION_CHANNELS.index("affiliate")
         # Purchase rates are gamma-distributed (a few heavy buyers, many occasional ones);
         # interaction rates follow them loosely.
-        base_rate = rng.gamma(1.1, 1.35 / 1.1, n)
-        interaction = 0.6 * np.sqrt(base_rate / 1.35) * rng.gamma(2.0, 0.5, n)
+        base_rate = rng.gamma(1.1, 1.4 / 1.1, n)
+        interaction = 0.64 * np.sqrt(base_rate / 1.4) * rng.gamma(2.0, 0.5, n)
         declining = rng.random(n) < 0.45
         return cls(
             signup=signup,

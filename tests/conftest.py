@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 RUN_AT = dt.datetime(2026, 1, 15, 12, 0)
 
@@ -79,3 +81,31 @@ def write_world(folder: Path, tables: dict[str, pd.DataFrame]) -> Path:
 @pytest.fixture
 def tiny_dir(tmp_path: Path) -> Path:
     return write_world(tmp_path / "data", tiny_world())
+
+
+def write_config(folder: Path, **overrides) -> Path:
+    cfg = {
+        "data": {"path": str(folder / "data"), "quarantine_dir": str(folder / "quarantine")},
+        "training": {"cutoffs": 4},
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_dir": str(folder / "artifacts")},
+        "model": {"tuned_params_path": str(folder / "tuned.yaml")},
+        "scoring": {"output_dir": str(folder / "at_risk"), "passthrough_columns": ["email", "name"]},
+        "demo": {"customers": 1500, "seed": 3},
+    }
+    for section, values in overrides.items():
+        cfg.setdefault(section, {}).update(values)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A demo world of 1,500 customers with both models trained, registered as champions,
+    and an at-risk list written as of 2026-01-01 (shared by the whole test session)."""
+    from pipeline.cli import app
+
+    folder = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--config", str(write_config(folder))])
+    assert result.exit_code == 0, result.output
+    return folder

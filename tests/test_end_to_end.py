@@ -4,41 +4,15 @@ SQLite MLflow store and real files in a temporary folder."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
-import pytest
-import yaml
 from typer.testing import CliRunner
 
 from pipeline.at_risk import AT_RISK_COLUMNS
 from pipeline.cli import app
+from tests.conftest import write_config
 
 runner = CliRunner()
-
-
-def write_config(folder: Path, **overrides) -> Path:
-    cfg = {
-        "data": {"path": str(folder / "data"), "quarantine_dir": str(folder / "quarantine")},
-        "training": {"cutoffs": 4},
-        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_dir": str(folder / "artifacts")},
-        "model": {"tuned_params_path": str(folder / "tuned.yaml")},
-        "scoring": {"output_dir": str(folder / "at_risk"), "passthrough_columns": ["email", "name"]},
-        "demo": {"customers": 1500, "seed": 3},
-    }
-    for section, values in overrides.items():
-        cfg.setdefault(section, {}).update(values)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    result = runner.invoke(app, ["demo", "--config", str(write_config(folder))])
-    assert result.exit_code == 0, result.output
-    return folder
 
 
 def test_demo_writes_a_real_at_risk_list(demo_run):
