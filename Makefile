@@ -58,5 +58,7 @@ test: setup ## Run the test suite
 lint: setup ## Check style with ruff
 	$(VENV)/bin/ruff check .
 
-bench: setup ## Scale benchmarks (not part of the tests; takes long)
-	$(VENV)/bin/python benchmarks/run_all.py
+BENCH_DIR ?= /tmp/churn-bench
+
+bench: setup ## Scale benchmarks, not part of the tests (1M customers; about 10 minutes)
+	$(VENV)/bin/python tests/benchmarks/bench_generate.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)

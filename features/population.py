@@ -96,7 +96,8 @@ def build_clv_labels(tables: Tables, spine: pd.DataFrame, horizon_days: int) -> 
     tables.con.register("spine", spine[["customer_id", "cutoff_date"]])
     try:
         sql = """
-        SELECT s.customer_id, s.cutoff_date, coalesce(sum(t.amount), 0) AS future_revenue
+        SELECT s.customer_id, s.cutoff_date,
+               CAST(coalesce(sum(CAST(t.amount AS DECIMAL(38, 6))), 0) AS DOUBLE) AS future_revenue
         FROM spine s LEFT JOIN transactions t
           ON t.customer_id = s.customer_id AND t.purchased_at >= s.cutoff_date
          AND t.purchased_at < s.cutoff_date + to_days(CAST($horizon AS INTEGER))

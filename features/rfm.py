@@ -54,9 +54,11 @@ def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig)
     sql = f"""
     WITH purchases AS (
         -- The gap to the customer's previous purchase only looks backwards in time, so it
-        -- can be computed once for all cutoffs.
-        SELECT customer_id, purchased_at, amount, category,
-               discount_amount,
+        -- can be computed once for all cutoffs. Money is summed as DECIMAL: floating-point
+        -- sums depend on the order of parallel work, and scores must not.
+        SELECT customer_id, purchased_at, category,
+               CAST(amount AS DECIMAL(38, 6)) AS amount,
+               CAST(discount_amount AS DECIMAL(38, 6)) AS discount_amount,
                amount > 0 AS is_purchase,
                CASE WHEN amount > 0 THEN date_diff('day',
                    lag(purchased_at) OVER (PARTITION BY customer_id, amount > 0 ORDER BY purchased_at),
@@ -78,7 +80,9 @@ def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig)
             sum(amount) AS revenue_total,
             avg(amount) FILTER (WHERE is_purchase) AS average_order_value,
             avg(gap_days) AS mean_days_between_purchases,
-            stddev_samp(gap_days) AS std_days_between_purchases,
+            -- sample standard deviation from exact integer sums (order-independent)
+            sqrt((sum(gap_days * gap_days) - sum(gap_days) * sum(gap_days) / count(gap_days))
+                 / nullif(count(gap_days) - 1, 0)) AS std_days_between_purchases,
             count(*) FILTER (WHERE is_purchase AND age_days < $trend) AS recent_purchases,
             count(*) FILTER (WHERE is_purchase AND age_days >= $trend AND age_days < 2 * $trend)
                 AS earlier_purchases,

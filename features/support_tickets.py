@@ -45,7 +45,7 @@ def build_support_ticket_features(tables: Tables, spine: pd.DataFrame, cfg: Feat
                lower(coalesce(t.category, '')) = 'complaint' AS is_complaint,
                date_diff('day', t.opened_at, s.cutoff_date) AS age_days,
                t.resolved_at IS NOT NULL AND t.resolved_at < s.cutoff_date AS is_resolved,
-               date_diff('second', t.opened_at, t.resolved_at) / 86400.0 AS resolution_days,
+               date_diff('second', t.opened_at, t.resolved_at) AS resolution_seconds,
                t.resolved_at
         FROM spine s JOIN support_tickets t
           ON t.customer_id = s.customer_id AND t.opened_at < s.cutoff_date
@@ -56,9 +56,10 @@ def build_support_ticket_features(tables: Tables, spine: pd.DataFrame, cfg: Feat
         max(age_days) FILTER (WHERE NOT is_resolved) AS days_oldest_open_ticket,
         count(*) FILTER (WHERE is_complaint) AS complaints_total,
         count(*) FILTER (WHERE is_complaint AND NOT is_resolved) AS open_complaints,
-        avg(resolution_days) FILTER (WHERE is_resolved) AS mean_resolution_days,
-        max(resolution_days) FILTER (WHERE is_resolved) AS max_resolution_days,
-        avg(CASE WHEN resolution_days > $target THEN 1.0 ELSE 0.0 END) FILTER (WHERE is_resolved)
+        -- averages of whole seconds: exact sums, the same whatever the order of parallel work
+        avg(resolution_seconds) FILTER (WHERE is_resolved) / 86400 AS mean_resolution_days,
+        max(resolution_seconds) FILTER (WHERE is_resolved) / 86400 AS max_resolution_days,
+        avg(CASE WHEN resolution_seconds > $target * 86400 THEN 1 ELSE 0 END) FILTER (WHERE is_resolved)
             AS slow_ticket_share,
         arg_max(satisfaction, resolved_at) FILTER (WHERE is_resolved AND satisfaction IS NOT NULL)
             AS csat_last,

@@ -12,12 +12,9 @@ a million customers (some 50 million transactions) never sits in memory at once.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,6 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.contract import TABLES, Table
+from pipeline.files import atomic_directory
 from pipeline.generate_truth import (
     ACQUISITION_CHANNELS,
     DAY,
@@ -44,6 +42,7 @@ from pipeline.generate_truth import (
     timestamps,
     write_world_facts,
 )
+from pipeline.logs import progress
 
 __all__ = ["DEFAULT_END_DATE", "generate_world", "oracle_churn_probability"]
 
@@ -52,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 COUNTRIES = ("DE", "FR", "NL", "AT", "CH", "GB", "US")
 COUNTRY_WEIGHTS = (0.34, 0.16, 0.12, 0.1, 0.08, 0.12, 0.08)
-ACQUISITION_WEIGHTS = (0.35, 0.25, 0.15, 0.12, 0.13)
 # Names with umlauts, accents, commas and quotes, so that CSV round trips get exercised.
 FIRST_NAMES = ("Jürgen", "Anna", "Zoë", "Lukas", "Marie", "Sören", "Chloé", "Liam", "Fatma",
                "Björn", "Emma", "José", "Noah", "Inès", "Mats", "Sophie", "Günther", "Léa")
@@ -100,6 +98,7 @@ EFFORT_ANSWER_SHARE = 0.5
 SURVEYS_PER_WEEK = 0.012
 
 SUBSCRIBER_SHARE = {False: 0.21, True: 0.35}  # by loyalty membership
+SUBSCRIBED_AT_SIGNUP_SHARE = 0.6  # the others in the first half of their time as customers
 PLANS = ("basic", "plus", "premium")
 PLAN_FEES = np.array([9.99, 19.99, 29.99])
 PLAN_WEIGHTS = (0.5, 0.35, 0.15)
@@ -128,7 +127,8 @@ def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = 
     table: <table>.parquet or <table>.csv), and its truth into out_dir/truth/. Returns row
     counts per table. Deterministic for a seed (same seed and args -> byte-identical files).
     Atomic: build in a temporary sibling directory, then replace out_dir (a rerun replaces
-    the old world; a crash leaves no half-written world)."""
+    the old world; a crash leaves no half-written world). The truth is Parquet in both
+    formats; see `pipeline.generate_truth` for what it holds."""
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
     if n_customers < 1:
@@ -136,35 +136,13 @@ def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = 
     log = log or logger
     began = time.perf_counter()
     out_dir = Path(out_dir)
-    with _replacing(out_dir) as build_dir:
-        world = _World(build_dir, n_customers, seed, WeekGrid.for_world(end_date, years), fmt, log)
-        counts = world.build()
-        write_world_facts(build_dir / "truth", world.grid, seed=seed, n_customers=n_customers,
-                          end_date=end_date.isoformat(), years=years, format=fmt)
+    run = {"seed": seed, "n_customers": n_customers, "end_date": end_date.isoformat(),
+           "years": years, "format": fmt}
+    with atomic_directory(out_dir) as build_dir:
+        counts = _World(build_dir, WeekGrid.for_world(end_date, years), fmt, run, log).build()
     log.info("world of %s customers written to %s in %.1f s",
              f"{n_customers:,}", out_dir, time.perf_counter() - began)
     return counts
-
-
-@contextmanager
-def _replacing(out_dir: Path) -> Iterator[Path]:
-    """A fresh sibling folder to build in; on success it takes out_dir's place."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
-        yield build_dir
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
-    # Directories cannot be swapped in one rename: move the old world aside first. A crash
-    # in between leaves the complete old world beside an empty out_dir, never a mixed one.
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        out_dir.rename(old / "world")
-    build_dir.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
@@ -189,12 +167,12 @@ class Preferences:
 class _World:
     """One generation run: the random streams, the latent model and the table writers."""
 
-    def __init__(self, out: Path, n: int, seed: int, grid: WeekGrid, fmt: str,
-                 log: logging.Logger):
-        self.out, self.n, self.grid, self.fmt, self.log = out, n, grid, fmt, log
-        # One independent stream per concern, so that changing how one table is drawn
-        # leaves the others (and the churn itself) as they were.
-        streams = np.random.SeedSequence(seed).spawn(8)
+    def __init__(self, out: Path, grid: WeekGrid, fmt: str, run: dict, log: logging.Logger):
+        self.out, self.grid, self.fmt, self.run, self.log = out, grid, fmt, run, log
+        self.n = run["n_customers"]
+        # One stream per concern, so that the draws of one table do not depend on how many
+        # draws another one makes.
+        streams = np.random.SeedSequence(run["seed"]).spawn(8)
         (self.rng_people, self.rng_latent, self.rng_purchases, self.rng_interactions,
          self.rng_tickets, self.rng_surveys, self.rng_subscriptions, self.rng_times) = (
             np.random.default_rng(s) for s in streams)
@@ -203,20 +181,12 @@ class _World:
     def build(self) -> dict[str, int]:
         (self.out / "truth").mkdir()
         self.customer_ids, self.latent, self.prefs = self._customers()
-        counts = {"customers": self.n}
-        counts.update(self._simulate())
-        counts["subscriptions"] = self._subscriptions()
-        self._stage("truth", lambda: pq.write_table(
-            self.latent.truth_table(self.customer_ids), self.out / "truth" / "customers.parquet",
-            compression="zstd"))
+        counts = {"customers": self.n, **self._simulate(), "subscriptions": self._subscriptions()}
+        self._truth()
         return counts
 
-    def _stage(self, name: str, run):
-        began = time.perf_counter()
-        result = run()
-        rows = f"{result:,} rows" if isinstance(result, int) else "done"
-        self.log.info("stage %-13s %s in %.2f s", name, rows, time.perf_counter() - began)
-        return result
+    def _logged(self, stage: str, began: float, detail: str) -> None:
+        self.log.info("stage %-13s %s in %.2f s", stage, detail, time.perf_counter() - began)
 
     # --- customers -------------------------------------------------------------------
 
@@ -238,8 +208,7 @@ class _World:
         })
         with _TableSink(self.out, TABLES["customers"], self.fmt, extra=("email", "name")) as sink:
             sink.write(table)
-        self.log.info("stage %-13s %s rows in %.2f s", "customers", f"{self.n:,}",
-                      time.perf_counter() - began)
+        self._logged("customers", began, f"{self.n:,} rows")
         return ids, LatentWorld(traits, self.grid, self.rng_latent), Preferences.draw(rng, self.n)
 
     def _signups(self) -> np.ndarray:
@@ -256,12 +225,12 @@ class _World:
 
     def _simulate(self) -> dict[str, int]:
         began = time.perf_counter()
-        sinks = {name: _TableSink(self.out, TABLES[name], self.fmt) for name in EVENT_TABLES}
-        snapshots = pq.ParquetWriter(self.out / "truth" / "snapshots.parquet", SNAPSHOT_SCHEMA,
-                                     compression="zstd")
-        with snapshots, sinks["transactions"], sinks["interactions"], \
-                sinks["support_tickets"], sinks["surveys"]:
-            for week in range(self.grid.n_weeks):
+        with ExitStack() as files:
+            sinks = {name: files.enter_context(_TableSink(self.out, TABLES[name], self.fmt))
+                     for name in EVENT_TABLES}
+            snapshots = files.enter_context(pq.ParquetWriter(
+                self.out / "truth" / "snapshots.parquet", SNAPSHOT_SCHEMA, compression="zstd"))
+            for week in progress(range(self.grid.n_weeks), self.grid.n_weeks, "simulating week"):
                 rates, snapshot = self.latent.start_week(week)
                 if snapshot is not None:
                     snapshots.write_table(snapshot)
@@ -273,9 +242,8 @@ class _World:
                 sinks["surveys"].write(self._surveys(rates))
                 self.latent.end_week(rates, np.concatenate([buyers, engaged]))
         counts = {name: sink.rows for name, sink in sinks.items()}
-        self.log.info("stage %-13s %d weeks, %s in %.2f s", "simulation", self.grid.n_weeks,
-                      ", ".join(f"{k} {v:,}" for k, v in counts.items()),
-                      time.perf_counter() - began)
+        self._logged("simulation", began, f"{self.grid.n_weeks} weeks, " + ", ".join(
+            f"{name} {rows:,} rows" for name, rows in counts.items()))
         return counts
 
     def _event_times(self, rates: WeekRates, customers: np.ndarray) -> np.ndarray:
@@ -426,7 +394,7 @@ class _World:
         life_end = np.where(churned, churned_at, self.grid.end)
         subscriber = rng.random(self.n) < np.where(
             latent.traits.is_loyalty_member, SUBSCRIBER_SHARE[True], SUBSCRIBER_SHARE[False])
-        at_signup = rng.random(self.n) < 0.6
+        at_signup = rng.random(self.n) < SUBSCRIBED_AT_SIGNUP_SHARE
         started = np.where(at_signup, signup + rng.integers(60, 3600, self.n),
                            signup + (rng.random(self.n) * 0.5 * (life_end - signup)).astype(
                                np.int64))
@@ -470,9 +438,20 @@ class _World:
         })
         with _TableSink(self.out, TABLES["subscriptions"], self.fmt) as sink:
             sink.write(table)
-        self.log.info("stage %-13s %s rows in %.2f s", "subscriptions", f"{len(table):,}",
-                      time.perf_counter() - began)
+        self._logged("subscriptions", began, f"{len(table):,} rows")
         return len(table)
+
+    # --- truth -------------------------------------------------------------------------
+
+    def _truth(self) -> None:
+        """truth/customers.parquet and truth/world.json (snapshots are written weekly)."""
+        began = time.perf_counter()
+        truth = self.latent.truth_table(self.customer_ids)
+        pq.write_table(truth, self.out / "truth" / "customers.parquet", compression="zstd")
+        write_world_facts(self.out / "truth", self.grid, **self.run)
+        churned = self.n - truth["churned_at"].null_count
+        came_back = self.n - truth["reactivated_at"].null_count
+        self._logged("truth", began, f"{churned:,} customers churned, {came_back:,} came back")
 
     def _new_ids(self, kind: str, prefix: str, count: int) -> pa.Array:
         first = self.next_id[kind]

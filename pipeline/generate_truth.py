@@ -45,7 +45,18 @@ NEW_CUSTOMER_EFFECT = 2.8  # decays with tenure ...
 NEW_CUSTOMER_WEEKS = 16  # ... over a few months
 LOYALTY_EFFECT = -0.8
 ACQUISITION_CHANNELS = ("organic", "paid_search", "social", "referral", "affiliate")
-ACQUISITION_EFFECT = np.array([0.0, 0.15, 0.1, -0.2, 0.3])
+ACQUISITION_WEIGHTS = (0.35, 0.25, 0.15, 0.12, 0.13)
+ACQUISITION_EFFECT = np.array([0.0, 0.15, 0.1, -0.2, 0.3])  # referred customers stay longest
+
+# Purchase rates are gamma-distributed (a few heavy buyers, many occasional ones);
+# interaction rates follow them loosely.
+MEAN_WEEKLY_PURCHASES = 1.4
+PURCHASE_RATE_SHAPE = 1.1
+MEAN_WEEKLY_INTERACTIONS = 0.64
+LOYALTY_SHARE = {False: 0.3, True: 0.45}  # by referral
+DISCOUNT_DEPENDENT_SHARE = {False: 0.15, True: 0.3}  # by affiliate acquisition
+DECLINING_SHARE = 0.45  # customers whose engagement drifts down ...
+DECLINE_PER_WEEK = (0.01, 0.06)  # ... by this much a week (log-scale)
 
 # Engagement is a log-scale random walk with a per-customer drift; grievance pulls it down.
 ENGAGEMENT_NOISE = 0.07
@@ -111,25 +122,26 @@ class Traits:
     @classmethod
     def draw(cls, rng: np.random.Generator, signup: np.ndarray) -> Traits:
         n = len(signup)
-        channel = rng.choice(len(ACQUISITION_CHANNELS), n, p=[0.35, 0.25, 0.15, 0.12, 0.13])
+        channel = rng.choice(len(ACQUISITION_CHANNELS), n, p=ACQUISITION_WEIGHTS)
         referred = channel == ACQUISITION_CHANNELS.index("referral")
         affiliate = channel == ACQUISITION_CHANNELS.index("affiliate")
-        # Purchase rates are gamma-distributed (a few heavy buyers, many occasional ones);
-        # interaction rates follow them loosely.
-        base_rate = rng.gamma(1.1, 1.4 / 1.1, n)
-        interaction = 0.64 * np.sqrt(base_rate / 1.4) * rng.gamma(2.0, 0.5, n)
-        declining = rng.random(n) < 0.45
+        base_rate = rng.gamma(PURCHASE_RATE_SHAPE, MEAN_WEEKLY_PURCHASES / PURCHASE_RATE_SHAPE, n)
+        interaction = (MEAN_WEEKLY_INTERACTIONS * np.sqrt(base_rate / MEAN_WEEKLY_PURCHASES)
+                       * rng.gamma(2.0, 0.5, n))
+        declining = rng.random(n) < DECLINING_SHARE
         return cls(
             signup=signup,
             acquisition_channel=channel.astype(np.int8),
-            is_loyalty_member=rng.random(n) < np.where(referred, 0.45, 0.3),
-            is_discount_dependent=rng.random(n) < np.where(affiliate, 0.3, 0.15),
+            is_loyalty_member=rng.random(n) < np.where(
+                referred, LOYALTY_SHARE[True], LOYALTY_SHARE[False]),
+            is_discount_dependent=rng.random(n) < np.where(
+                affiliate, DISCOUNT_DEPENDENT_SHARE[True], DISCOUNT_DEPENDENT_SHARE[False]),
             base_purchase_rate=base_rate,
             interaction_rate=interaction,
             ticket_propensity=rng.gamma(2.0, 0.5, n),
             satisfaction=rng.standard_normal(n),
             initial_engagement=rng.normal(0.0, 0.25, n),
-            engagement_drift=np.where(declining, -rng.uniform(0.01, 0.06, n), 0.0),
+            engagement_drift=np.where(declining, -rng.uniform(*DECLINE_PER_WEEK, n), 0.0),
         )
 
 
@@ -335,9 +347,9 @@ def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) ->
     truth_dir = Path(truth_dir)
     facts = json.loads((truth_dir / "world.json").read_text())
     grid = WeekGrid(facts["week_grid_end"], facts["n_weeks"])
-    customers = pq.read_table(truth_dir / "customers.parquet", columns=[
-        "customer_index", "customer_id", "signup_at", "reactivated_at",
-        "initial_weekly_hazard", "initial_weekly_purchase_rate"])
+    customers = pq.read_table(truth_dir / "customers.parquet", columns=[  # row = customer_index
+        "customer_id", "signup_at", "reactivated_at", "initial_weekly_hazard",
+        "initial_weekly_purchase_rate"])
     window_start = epoch_seconds(as_of)
     window_end = window_start + horizon_days * DAY
     signup = seconds_of(customers["signup_at"])
@@ -365,7 +377,8 @@ def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) ->
 
     alive_quiet = np.ones(len(known))  # alive, and no purchase in the window so far
     gone_quiet = np.zeros(len(known))  # churned, and no purchase in the window before that
-    for week in range(int(start_week.min(initial=0)), int(grid.week_of(window_end - 1)) + 1):
+    first_week = int(start_week.min()) if len(known) else snap_week
+    for week in range(first_week, int(grid.week_of(window_end - 1)) + 1):
         week_start, week_end = int(grid.start(week)), int(grid.start(week + 1))
         at_boundary = start_week < week
         gone_quiet += np.where(at_boundary, alive_quiet * hazard, 0.0)

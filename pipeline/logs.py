@@ -41,8 +41,10 @@ def stage(name: str) -> Iterator[dict]:
 
 
 def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
-    """Yield items; draw a progress bar on a terminal, log one line per item otherwise."""
+    """Yield items; draw a progress bar on a terminal, otherwise log a line at every tenth
+    of the way (a nightly log stays short)."""
     interactive = sys.stderr.isatty()
+    every = max(1, total // 10)
     for done, item in enumerate(items, start=1):
         yield item
         if interactive:
@@ -51,5 +53,5 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        else:
+        elif done % every == 0 or done == total:
             log.info("%s %d/%d", label, done, total)

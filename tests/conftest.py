@@ -90,7 +90,7 @@ def write_config(folder: Path, **overrides) -> Path:
         "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_dir": str(folder / "artifacts")},
         "model": {"tuned_params_path": str(folder / "tuned.yaml")},
         "scoring": {"output_dir": str(folder / "at_risk"), "passthrough_columns": ["email", "name"]},
-        "demo": {"customers": 1500, "seed": 3},
+        "demo": {"customers": 3000, "seed": 3},
     }
     for section, values in overrides.items():
         cfg.setdefault(section, {}).update(values)
@@ -101,7 +101,7 @@ def write_config(folder: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """A demo world of 1,500 customers with both models trained, registered as champions,
+    """A demo world of 3,000 customers with both models trained, registered as champions,
     and an at-risk list written as of 2026-01-01 (shared by the whole test session)."""
     from pipeline.cli import app
 
