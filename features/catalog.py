@@ -36,11 +36,7 @@ def run_stage_query(
     The SQL returns rows only for customers with events; here every spine row gets one
     row, in key order. Counts are 0 for customers without events (zero in the window),
     while recencies and averages stay missing (it never happened)."""
-    tables.con.register("spine", spine[KEYS])
-    try:
-        found = tables.query(sql, params)
-    finally:
-        tables.con.unregister("spine")
+    found = tables.query_with("spine", spine[KEYS], sql, params)
     frame = spine[KEYS].merge(found, how="left", on=KEYS, validate="one_to_one")
     frame[zero_when_no_events] = frame[zero_when_no_events].fillna(0)
     frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)

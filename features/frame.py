@@ -24,17 +24,19 @@ class Stage(NamedTuple):
     table: str
     build: Callable[[Tables, pd.DataFrame, FeaturesConfig], pd.DataFrame]
     catalog: Callable[[FeaturesConfig], list[Feature]]
+    query: Callable[[FeaturesConfig], tuple[str, dict]]
 
 
 STAGES = [
-    Stage(rfm.STAGE, rfm.TABLE, rfm.build_rfm_features, rfm.catalog),
-    Stage(interactions.STAGE, interactions.TABLE, interactions.build_interaction_features, interactions.catalog),
+    Stage(rfm.STAGE, rfm.TABLE, rfm.build_rfm_features, rfm.catalog, rfm.stage_query),
+    Stage(interactions.STAGE, interactions.TABLE, interactions.build_interaction_features, interactions.catalog,
+          interactions.stage_query),
     Stage(support_tickets.STAGE, support_tickets.TABLE, support_tickets.build_support_ticket_features,
-          support_tickets.catalog),
-    Stage(surveys.STAGE, surveys.TABLE, surveys.build_survey_features, surveys.catalog),
+          support_tickets.catalog, support_tickets.stage_query),
+    Stage(surveys.STAGE, surveys.TABLE, surveys.build_survey_features, surveys.catalog, surveys.stage_query),
     Stage(subscriptions.STAGE, subscriptions.TABLE, subscriptions.build_subscription_features,
-          subscriptions.catalog),
-    Stage(profile.STAGE, profile.TABLE, profile.build_profile_features, profile.catalog),
+          subscriptions.catalog, subscriptions.stage_query),
+    Stage(profile.STAGE, profile.TABLE, profile.build_profile_features, profile.catalog, profile.stage_query),
 ]
 
 

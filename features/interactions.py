@@ -34,7 +34,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
     params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
     per_channel = []
@@ -59,9 +60,13 @@ def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: Feature
             count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
         FROM history GROUP BY customer_id, cutoff_date
     )
-    SELECT * EXCLUDE (recent, earlier), (recent + 1.0) / (earlier + 1.0) AS engagement_trend
+    SELECT *, (recent + 1.0) / (earlier + 1.0) AS engagement_trend
     FROM agg
     """
+    return sql, params
+
+
+def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     features = catalog(cfg)
     counts = [f.name for f in features if "_interactions_" in f.name or f.name == "interactions_total"]
-    return run_stage_query(tables, spine, sql, params, features, counts)
+    return run_stage_query(tables, spine, *stage_query(cfg), features, counts)

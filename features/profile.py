@@ -24,7 +24,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_profile_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     sql = """
     SELECT s.customer_id, s.cutoff_date,
         CAST(c.is_loyalty_member AS INTEGER) AS is_loyalty_member,
@@ -33,4 +34,8 @@ def build_profile_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesCon
             AS days_since_signup
     FROM spine s JOIN customers c USING (customer_id)
     """
-    return run_stage_query(tables, spine, sql, {}, catalog(cfg), [])
+    return sql, {}
+
+
+def build_profile_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    return run_stage_query(tables, spine, *stage_query(cfg), catalog(cfg), [])

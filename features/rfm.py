@@ -43,8 +43,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
-    """One row per (customer_id, cutoff_date) of `spine` with the features of `catalog`."""
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
     windowed = ",\n".join(
         f"count(*) FILTER (WHERE is_purchase AND age_days < $w{w}) AS purchases_{w}d,\n"
@@ -93,7 +93,7 @@ def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig)
             -sum(amount) FILTER (WHERE NOT is_purchase) AS refunded
         FROM history GROUP BY customer_id, cutoff_date
     )
-    SELECT * EXCLUDE (recent_purchases, earlier_purchases, discounted, purchased, refunded),
+    SELECT *,  -- the helper aggregates are not features; run_stage_query keeps only features
         days_since_last_purchase / nullif(mean_days_between_purchases, 0) AS overdue_ratio,
         -- +1 on both sides keeps the ratio defined for customers new to either period.
         (recent_purchases + 1.0) / (earlier_purchases + 1.0) AS purchase_trend,
@@ -101,6 +101,11 @@ def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig)
         coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
     FROM agg
     """
+    return sql, params
+
+
+def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    """One row per (customer_id, cutoff_date) of `spine` with the features of `catalog`."""
     features = catalog(cfg)
     counts = [f.name for f in features if f.name.startswith(("purchases_", "revenue_", "refunds_"))]
-    return run_stage_query(tables, spine, sql, params, features, counts + ["distinct_categories"])
+    return run_stage_query(tables, spine, *stage_query(cfg), features, counts + ["distinct_categories"])

@@ -27,7 +27,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_subscription_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     sql = """
     WITH known AS (
         SELECT s.customer_id, s.cutoff_date, b.plan, b.started_at, b.monthly_fee,
@@ -48,5 +49,9 @@ def build_subscription_features(tables: Tables, spine: pd.DataFrame, cfg: Featur
         count(*) FILTER (WHERE is_downgrade) AS fee_downgrades
     FROM known GROUP BY customer_id, cutoff_date
     """
+    return sql, {}
+
+
+def build_subscription_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     counts = ["has_active_subscription", "subscriptions_total", "subscriptions_ended", "fee_downgrades"]
-    return run_stage_query(tables, spine, sql, {}, catalog(cfg), counts)
+    return run_stage_query(tables, spine, *stage_query(cfg), catalog(cfg), counts)

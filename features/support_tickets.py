@@ -36,7 +36,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_support_ticket_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     params = {f"w{w}": w for w in cfg.windows} | {"target": cfg.ticket_resolution_target_days}
     windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS tickets_{w}d" for w in cfg.windows)
     sql = f"""
@@ -69,7 +70,11 @@ def build_support_ticket_features(tables: Tables, spine: pd.DataFrame, cfg: Feat
         avg(effort_score) FILTER (WHERE is_resolved) AS effort_mean
     FROM history GROUP BY customer_id, cutoff_date
     """
+    return sql, params
+
+
+def build_support_ticket_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     features = catalog(cfg)
     counts = [f.name for f in features if f.name.startswith("tickets_")]
     counts += ["open_tickets", "complaints_total", "open_complaints"]
-    return run_stage_query(tables, spine, sql, params, features, counts)
+    return run_stage_query(tables, spine, *stage_query(cfg), features, counts)

@@ -25,7 +25,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     ]
 
 
-def build_survey_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     sql = """
     WITH answers AS (
         SELECT s.customer_id, s.cutoff_date, v.nps_score, v.responded_at,
@@ -34,14 +35,23 @@ def build_survey_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConf
                                   ORDER BY v.responded_at DESC, v.nps_score) AS recency_rank
         FROM spine s JOIN surveys v
           ON v.customer_id = s.customer_id AND v.responded_at < s.cutoff_date
+    ),
+    per_customer AS (
+        SELECT customer_id, cutoff_date,
+            max(nps_score) FILTER (WHERE recency_rank = 1) AS nps_last,
+            max(nps_score) FILTER (WHERE recency_rank = 2) AS nps_previous,
+            min(age_days) AS days_since_last_survey,
+            count(*) AS surveys_total
+        FROM answers GROUP BY customer_id, cutoff_date
     )
-    SELECT customer_id, cutoff_date,
-        max(nps_score) FILTER (WHERE recency_rank = 1) AS nps_last,
+    SELECT *,
         CASE WHEN nps_last >= 9 THEN 'promoter' WHEN nps_last >= 7 THEN 'passive'
              WHEN nps_last >= 0 THEN 'detractor' END AS nps_class,
-        nps_last - max(nps_score) FILTER (WHERE recency_rank = 2) AS nps_change,
-        min(age_days) AS days_since_last_survey,
-        count(*) AS surveys_total
-    FROM answers GROUP BY customer_id, cutoff_date
+        nps_last - nps_previous AS nps_change
+    FROM per_customer
     """
-    return run_stage_query(tables, spine, sql, {}, catalog(cfg), ["surveys_total"])
+    return sql, {}
+
+
+def build_survey_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    return run_stage_query(tables, spine, *stage_query(cfg), catalog(cfg), ["surveys_total"])

@@ -54,6 +54,15 @@ class Tables:
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or {}).df()
 
+    def query_with(self, name: str, frame: pd.DataFrame, sql: str, params: dict | None = None) -> pd.DataFrame:
+        """Run `sql` with `frame` visible as the table `name` for this query only (e.g. the
+        cutoffs or the customer spine a stage computes for)."""
+        self.con.register(name, frame)
+        try:
+            return self.query(sql, params)
+        finally:
+            self.con.unregister(name)
+
     def last_event_at(self) -> dt.datetime:
         """The latest event in any table: the end of the observed history."""
         parts = [

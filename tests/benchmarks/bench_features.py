@@ -1,0 +1,336 @@
+"""Benchmark validation and feature building on a large demo world.
+
+    python tests/benchmarks/bench_features.py --customers 1000000 --out DIR [--keep]
+
+The world is generated once into DIR/<customers>/world (skipped when a world of that size
+and seed is already there, so reruns are cheap). Each measurement then runs in a fresh
+child process, so that its peak memory (ru_maxrss, whole child) is its own:
+- validate:   load_tables on the world (the validation pass every run starts with);
+- one_cutoff: active spine + every feature stage for one cutoff;
+- stack_12:   build_training_frame for 12 monthly cutoffs (spine, every stage, both labels);
+- rfm_stage:  only the RFM stage, for the one-cutoff spine;
+- duckdb_rfm: reference, a bare DuckDB query of the RFM aggregates over transactions.parquet
+              (the practical limit);
+- pandas_rfm: reference, a straightforward pandas version of the RFM stage.
+Pipeline measurements validate first inside the child; validation is timed and reported
+apart, and the feature seconds exclude it (the spine is also excluded for rfm_stage).
+The script prints a table and the issue's target ratios, and writes DIR/<customers>/results.json.
+The world is deleted afterwards unless --keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.catalog import KEYS
+from features.frame import build_features
+from features.population import build_active_spine
+from features.rfm import build_rfm_features
+from pipeline.config import Config
+from pipeline.generate import generate_world
+from pipeline.tables import load_tables
+from pipeline.train import build_training_frame
+
+CUTOFF = dt.date(2025, 10, 1)
+STACK_SIZE = 12
+MEASUREMENTS = ("validate", "one_cutoff", "stack_12", "rfm_stage", "duckdb_rfm", "pandas_rfm")
+PEAK_LIMIT_GB = 4.0  # for every measurement
+# (label, numerator, denominator, comparison, bound) on seconds
+RATIO_TARGETS = [
+    ("one_cutoff / duckdb_rfm", "one_cutoff", "duckdb_rfm", "<=", 3.0),
+    ("stack_12 / one_cutoff", "stack_12", "one_cutoff", "<=", 4.0),
+    ("pandas_rfm / rfm_stage", "pandas_rfm", "rfm_stage", ">=", 5.0),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, required=True, help="world size")
+    parser.add_argument("--out", type=Path, required=True, help="scratch folder for the world and results")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the generated world for a rerun")
+    parser.add_argument("--only", action="append", choices=MEASUREMENTS, help="run only these measurements")
+    parser.add_argument("--child", choices=("generate", *MEASUREMENTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    folder = args.out / str(args.customers)
+    world = folder / "world"
+    if args.child:
+        print(json.dumps(run_child(args.child, world, folder, args.customers, args.seed)))
+        return
+
+    generated = None
+    if not world_matches(world, args.customers, args.seed):
+        print(f"generating a world of {args.customers:,} customers into {world} ...", flush=True)
+        generated = in_child("generate", args)
+        print(f"   generated in {generated['seconds']:.1f} s, peak {generated['peak_gb']:.2f} GB", flush=True)
+    else:
+        print(f"reusing the world of {args.customers:,} customers in {world}", flush=True)
+    rows = table_rows(world)
+    print("   " + ", ".join(f"{name} {count:,}" for name, count in rows.items()), flush=True)
+
+    results = {}
+    for name in args.only or MEASUREMENTS:
+        print(f"measuring {name} ...", flush=True)
+        results[name] = in_child(name, args)
+        print("   " + describe(results[name]), flush=True)
+
+    summary = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "cutoff": CUTOFF.isoformat(),
+        "stack_cutoffs": [c.isoformat() for c in monthly_cutoffs(CUTOFF, STACK_SIZE)],
+        "duckdb": duckdb.__version__,
+        "pandas": pd.__version__,
+        "table_rows": rows,
+        "generate": generated,
+        "measurements": results,
+        "targets": targets(results),
+    }
+    report(summary)
+    (folder / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nresults written to {folder / 'results.json'}")
+    if not args.keep:
+        shutil.rmtree(world, ignore_errors=True)
+        shutil.rmtree(folder / "quarantine", ignore_errors=True)
+
+
+# --- parent ----------------------------------------------------------------------------
+
+
+def world_matches(world: Path, customers: int, seed: int) -> bool:
+    facts = world / "truth" / "world.json"
+    if not (facts.is_file() and (world / "transactions.parquet").is_file()):
+        return False
+    run = json.loads(facts.read_text())
+    return run.get("n_customers") == customers and run.get("seed") == seed and run.get("format") == "parquet"
+
+
+def table_rows(world: Path) -> dict[str, int]:
+    return {path.stem: pq.ParquetFile(path).metadata.num_rows for path in sorted(world.glob("*.parquet"))}
+
+
+def in_child(name: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--child", name, "--customers", str(args.customers),
+               "--out", str(args.out), "--seed", str(args.seed)]
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        print(f"   child {name} failed with exit code {done.returncode}:\n{tail}", flush=True)
+        if name == "generate":
+            sys.exit(1)
+        return {"error": f"exit code {done.returncode}", "stderr_tail": tail,
+                "wall_seconds": time.perf_counter() - began}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def describe(result: dict) -> str:
+    if "error" in result:
+        return f"FAILED ({result['error']})"
+    text = f"{result['seconds']:.1f} s, peak {result['peak_gb']:.2f} GB"
+    if result.get("rows") is not None:
+        text += f", {result['rows']:,} rows"
+    if result.get("validate_seconds") is not None:
+        text += f" (validation {result['validate_seconds']:.1f} s not included)"
+    if result.get("stages"):
+        text += "\n   stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["stages"].items())
+    return text
+
+
+def targets(results: dict) -> list[dict]:
+    checks = []
+    for label, numerator, denominator, kind, bound in RATIO_TARGETS:
+        a, b = results.get(numerator, {}), results.get(denominator, {})
+        value = a["seconds"] / b["seconds"] if "seconds" in a and "seconds" in b else None
+        checks.append({"target": label, "value": value, "kind": kind, "bound": bound, "met": _met(value, kind, bound)})
+    for name, result in results.items():
+        value = result.get("peak_gb")
+        checks.append({"target": f"peak GB {name}", "value": value, "kind": "<=", "bound": PEAK_LIMIT_GB,
+                       "met": _met(value, "<=", PEAK_LIMIT_GB)})
+    return checks
+
+
+def _met(value: float | None, kind: str, bound: float) -> bool | None:
+    if value is None:
+        return None
+    return value <= bound if kind == "<=" else value >= bound
+
+
+def report(summary: dict) -> None:
+    print(f"\n== {summary['customers']:,} customers, cutoff {summary['cutoff']}, "
+          f"stack {summary['stack_cutoffs'][0]} .. {summary['stack_cutoffs'][-1]} "
+          f"(duckdb {summary['duckdb']}, pandas {summary['pandas']})")
+    print("   " + ", ".join(f"{name} {count:,}" for name, count in summary["table_rows"].items()))
+    if summary["generate"]:
+        print(f"   generate: {summary['generate']['seconds']:.1f} s, peak {summary['generate']['peak_gb']:.2f} GB")
+    print(f"\n   {'measurement':<12} {'rows':>12} {'validate s':>11} {'seconds':>9} {'peak GB':>8}")
+    for name, result in summary["measurements"].items():
+        if "error" in result:
+            print(f"   {name:<12} FAILED: {result['error']}")
+            continue
+        rows = f"{result['rows']:,}" if result.get("rows") is not None else "-"
+        validate = f"{result['validate_seconds']:.1f}" if result.get("validate_seconds") is not None else "-"
+        print(f"   {name:<12} {rows:>12} {validate:>11} {result['seconds']:>9.1f} {result['peak_gb']:>8.2f}")
+    print(f"\n   {'target':<28} {'value':>8} {'goal':>8}  verdict")
+    for check in summary["targets"]:
+        value = "-" if check["value"] is None else f"{check['value']:.2f}"
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[check["met"]]
+        print(f"   {check['target']:<28} {value:>8} {check['kind'] + ' ' + format(check['bound'], 'g'):>8}  {verdict}")
+    for name, result in summary["measurements"].items():
+        if result.get("stages"):
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in result["stages"].items())
+            print(f"   seconds by stage, {name}: {parts}")
+    sys.stdout.flush()
+
+
+# --- children --------------------------------------------------------------------------
+
+
+def monthly_cutoffs(last: dt.date, count: int) -> list[dt.date]:
+    """`count` first-of-month cutoffs ending at `last`, oldest first."""
+    months = [last.year * 12 + last.month - 1 - k for k in reversed(range(count))]
+    return [dt.date(m // 12, m % 12 + 1, 1) for m in months]
+
+
+class StageTimes(logging.Handler):
+    """Collects the per-stage seconds that build_features logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("stage ") and isinstance(record.args, tuple) and len(record.args) == 4:
+            self.seconds[record.args[0]] = float(record.args[3])
+
+
+def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -> dict:
+    stage_times = StageTimes()
+    frame_log = logging.getLogger("features.frame")
+    frame_log.setLevel(logging.INFO)
+    frame_log.addHandler(stage_times)
+    frame_log.propagate = False
+    result: dict = {}
+    if name == "generate":
+        began = time.perf_counter()
+        result["rows"] = generate_world(world, customers, seed)
+        result["seconds"] = time.perf_counter() - began
+    elif name in ("duckdb_rfm", "pandas_rfm"):
+        began = time.perf_counter()
+        found = duckdb_rfm(world) if name == "duckdb_rfm" else pandas_rfm(world)
+        result["seconds"] = time.perf_counter() - began
+        result["rows"] = len(found)
+    else:
+        cfg = Config()
+        began = time.perf_counter()
+        tables = load_tables(world, dt.datetime.now(), folder / "quarantine", "parquet")
+        result["validate_seconds"] = time.perf_counter() - began
+        if name == "validate":
+            result["seconds"] = result.pop("validate_seconds")
+            result["rows"] = sum(tables.row_counts.values()) - sum(tables.quarantined.values())
+            result["quarantined"] = tables.quarantined
+        elif name == "stack_12":
+            began = time.perf_counter()
+            frame = build_training_frame(tables, cfg, monthly_cutoffs(CUTOFF, STACK_SIZE))
+            result["seconds"] = time.perf_counter() - began
+            result["rows"], result["columns"] = frame.shape
+        else:
+            began = time.perf_counter()
+            spine = build_active_spine(tables, [CUTOFF], cfg.churn)
+            result["spine_seconds"] = time.perf_counter() - began
+            if name == "one_cutoff":
+                frame = build_features(tables, spine, cfg.features)
+                result["seconds"] = time.perf_counter() - began  # spine included: it is part of the step
+            else:  # rfm_stage: the stage alone, on the spine as build_features hands it over
+                frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
+                began = time.perf_counter()
+                frame = build_rfm_features(tables, frame, cfg.features)
+                result["seconds"] = time.perf_counter() - began
+            result["rows"], result["columns"] = frame.shape
+    if stage_times.seconds:
+        result["stages"] = stage_times.seconds
+    result["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    return result
+
+
+def duckdb_rfm(world: Path) -> pd.DataFrame:
+    """Recency, frequency and monetary value per customer, straight from the Parquet file."""
+    con = duckdb.connect()
+    sql = """
+    SELECT customer_id,
+        date_diff('day', max(purchased_at) FILTER (WHERE amount > 0), $cutoff) AS recency_days,
+        count(*) FILTER (WHERE amount > 0) AS frequency,
+        sum(amount) AS monetary,
+        count(*) FILTER (WHERE amount > 0 AND purchased_at >= $cutoff - INTERVAL 90 DAY) AS frequency_90d,
+        sum(amount) FILTER (WHERE purchased_at >= $cutoff - INTERVAL 90 DAY) AS monetary_90d
+    FROM read_parquet($path)
+    WHERE purchased_at < $cutoff
+    GROUP BY customer_id
+    """
+    cutoff = dt.datetime.combine(CUTOFF, dt.time())
+    return con.execute(sql, {"cutoff": cutoff, "path": str(world / "transactions.parquet")}).df()
+
+
+def pandas_rfm(world: Path) -> pd.DataFrame:
+    """The RFM stage as one would write it in pandas: read, filter, one groupby. It covers
+    recency, first purchase, windowed counts and revenue, totals, average order value,
+    trend, distinct categories, discounts and refunds; not the gaps between purchases."""
+    cfg = Config()
+    windows, trend = cfg.features.windows, cfg.features.trend_days
+    cutoff = pd.Timestamp(CUTOFF)
+    tx = pd.read_parquet(world / "transactions.parquet",
+                         columns=["customer_id", "purchased_at", "amount", "category", "discount_amount"])
+    tx = tx[(tx["purchased_at"] < cutoff) & (tx["amount"] != 0)]  # zero amounts are quarantined
+    age = (cutoff - tx["purchased_at"].dt.floor("D")).dt.days  # calendar days, like date_diff('day')
+    is_purchase = tx["amount"] > 0
+    active = tx.loc[is_purchase & (age <= cfg.churn.active_lookback_days), "customer_id"].unique()
+    keep = tx["customer_id"].isin(active)
+    tx, age, is_purchase = tx[keep], age[keep], is_purchase[keep]
+    amount = tx["amount"]
+    parts = pd.DataFrame({
+        "customer_id": tx["customer_id"],
+        "purchase_age": age.where(is_purchase),
+        "purchase": is_purchase,
+        "amount": amount,
+        "purchased": amount.where(is_purchase, 0.0),
+        "discounted": tx["discount_amount"].where(is_purchase, 0.0),
+        "refund": ~is_purchase,
+        "refunded": (-amount).where(~is_purchase, 0.0),
+        "purchase_category": tx["category"].where(is_purchase),
+        "recent": is_purchase & (age < trend),
+        "earlier": is_purchase & (age >= trend) & (age < 2 * trend),
+    })
+    for w in windows:
+        parts[f"purchases_{w}d"] = is_purchase & (age < w)
+        parts[f"revenue_{w}d"] = amount.where(age < w, 0.0)
+    sums = ["purchase", "amount", "purchased", "discounted", "refund", "refunded", "recent", "earlier"]
+    sums += [f"{kind}_{w}d" for w in windows for kind in ("purchases", "revenue")]
+    grouped = parts.groupby("customer_id", sort=True)
+    agg = grouped[sums].sum()
+    agg["days_since_last_purchase"] = grouped["purchase_age"].min()
+    agg["days_since_first_purchase"] = grouped["purchase_age"].max()
+    agg["distinct_categories"] = grouped["purchase_category"].nunique()
+    agg = agg.rename(columns={"purchase": "purchases_total", "amount": "revenue_total", "refund": "refunds_total"})
+    agg["average_order_value"] = agg["purchased"] / agg["purchases_total"].where(agg["purchases_total"] > 0)
+    agg["purchase_trend"] = (agg["recent"] + 1.0) / (agg["earlier"] + 1.0)
+    total = agg["discounted"] + agg["purchased"]
+    agg["discount_revenue_share"] = agg["discounted"] / total.where(total != 0)
+    agg["refund_share"] = agg["refunded"] / agg["purchased"].where(agg["purchased"] != 0)
+    return agg.drop(columns=["purchased", "discounted", "refunded", "recent", "earlier"]).reset_index()
+
+
+if __name__ == "__main__":
+    main()
