@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.files import atomic_directory, file_sha256
 from pipeline.lock import run_lock
 from pipeline.logs import stage
-from pipeline.tables import Tables, find_table_files
+from pipeline.tables import Tables
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
         "at_risk_list_version": AT_RISK_VERSION,
         "as_of_date": as_of.isoformat(),
         "models": {m.name: {"version": m.version, "run_id": m.run_id} for m in (churn, clv)},
-        "input_data": input_fingerprint(cfg.data.path, cfg.data.format, tables),
+        "input_data": tables.fingerprint(),
         "customers_scored": len(scored),
         "customers_listed": len(at_risk),
         "customers_per_tier": {t: int((scored["risk_tier"] == t).sum()) for t in TIERS},
@@ -122,9 +121,3 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     log.info("at-risk list for %s written to %s (%d rows)", as_of, target, len(at_risk))
     manifest["output_dir"] = str(target)
     return manifest
-
-
-def input_fingerprint(data_dir: Path, fmt: str, tables: Tables) -> dict:
-    files = find_table_files(data_dir, fmt)
-    return {name: {"file": path.name, "rows": tables.row_counts.get(name), "sha256": file_sha256(path)}
-            for name, path in sorted(files.items())}

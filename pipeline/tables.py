@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.contract import SQL_TYPES, TABLES, Column, Table
 from pipeline.errors import DataError
-from pipeline.files import atomic_write_csv
+from pipeline.files import atomic_write_csv, file_sha256
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
@@ -44,9 +44,13 @@ class Tables:
     (`customers`, `transactions`, ...). Feature stages query them with SQL."""
 
     con: duckdb.DuckDBPyConnection
-    present: frozenset[str]
+    files: dict[str, Path]
     row_counts: dict[str, int]
     quarantined: dict[str, int]
+
+    @property
+    def present(self) -> frozenset[str]:
+        return frozenset(self.files)
 
     def has(self, table: str) -> bool:
         return table in self.present
@@ -72,6 +76,18 @@ class Tables:
         ]
         sql = f"SELECT max(last_at) FROM ({' UNION ALL '.join(parts)})"
         return self.con.execute(sql).fetchall()[0][0]
+
+    def fingerprint(self) -> dict[str, dict]:
+        """What the run read: per table its file, row counts, time range and content hash."""
+        out = {}
+        for name, path in sorted(self.files.items()):
+            entry = {"file": path.name, "rows": self.row_counts[name], "quarantined": self.quarantined.get(name, 0),
+                     "sha256": file_sha256(path)}
+            if event_time := TABLES[name].event_time:
+                first, last = self.con.execute(f"SELECT min({event_time}), max({event_time}) FROM {name}").fetchall()[0]
+                entry["from"], entry["to"] = str(first), str(last)
+            out[name] = entry
+        return out
 
 
 def find_table_files(data_dir: Path, fmt: str = "auto") -> dict[str, Path]:
@@ -130,7 +146,7 @@ def load_tables(
     for name in files:
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
-    return Tables(con, frozenset(files), row_counts, quarantined)
+    return Tables(con, files, row_counts, quarantined)
 
 
 # --- reading -------------------------------------------------------------------------

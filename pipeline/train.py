@@ -11,19 +11,21 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from features.frame import build_features, feature_catalog
 from features.population import build_active_spine, build_churn_labels, build_clv_labels
-from models.churn import train_churn_model
-from models.clv import train_clv_model
 from models.evaluate import churn_metrics, clv_metrics
+from models.validation import Split, evaluate_churn, evaluate_clv
 from pipeline import tracking
 from pipeline.config import Config, TrainingConfig, load_tuned_params
 from pipeline.errors import ConfigError, DataError
+from pipeline.generate import oracle_churn_probability
 from pipeline.logs import stage
 from pipeline.tables import Tables
 
@@ -97,55 +99,63 @@ def run_training(
     with stage("build training frame") as info:
         frame = build_training_frame(tables, cfg, all_cutoffs)
         info["rows"], info["cutoffs"] = len(frame), len(all_cutoffs)
-    candidates = [f.name for f in feature_catalog(cfg.features) if f.name in frame]
-    params = cfg.model
-    tuned = load_tuned_params(params.tuned_params_path)
-    churn_params, clv_params = tuned["churn"] | params.churn_params, tuned["clv"] | params.clv_params
+    features = [f.name for f in feature_catalog(cfg.features) if f.name in frame]
+    tuned = load_tuned_params(cfg.model.tuned_params_path)
+    churn_params, clv_params = tuned["churn"] | cfg.model.churn_params, tuned["clv"] | cfg.model.clv_params
+    churn_split, clv_split = split_frame(frame, churn_plan), split_frame(frame, clv_plan)
+
+    with stage("train and validate churn model") as info:
+        oracle = demo_world_oracle(cfg.data.path, churn_split.valid, churn_plan.validation, cfg.churn.horizon_days)
+        churn = evaluate_churn(churn_split, features, churn_params, cfg.model.seed, oracle)
+        info["validation_rows"], info["roc_auc"] = len(churn_split.valid), round(churn.metrics["roc_auc"], 4)
+    with stage("train and validate clv model") as info:
+        clv = evaluate_clv(clv_split, features, clv_params, cfg.model.seed)
+        info["validation_rows"], info["spearman"] = len(clv_split.valid), round(clv.metrics["spearman"], 4)
+
     client = tracking.start_tracking(cfg.tracking)
     with mlflow.start_run(run_name=f"train-{churn_plan.validation}") as run:
         mlflow.set_tags({"git_commit": tracking.git_commit(), "churn_definition": cfg.churn.definition})
         mlflow.log_text(config_text, "config.yaml")
         mlflow.log_dict({"churn": _plan_dict(churn_plan), "clv": _plan_dict(clv_plan)}, "cutoffs.json")
-        mlflow.log_dict({"tables": tables.row_counts, "quarantined": tables.quarantined,
-                         "data_end": str(data_end)}, "data_fingerprint.json")
-        with stage("train churn model") as info:
-            churn = train_churn_model(
-                rows_at(frame, churn_plan.fit), rows_at(frame, churn_plan.fit)["is_churned"],
-                rows_at(frame, [churn_plan.holdout]), rows_at(frame, [churn_plan.holdout])["is_churned"],
-                candidates, churn_params, params.seed,
-            )
-            valid = rows_at(frame, [churn_plan.validation])
-            churn_scores = churn_metrics(valid["is_churned"], churn.predict(valid))
-            info["validation_rows"], info["roc_auc"] = len(valid), round(churn_scores["roc_auc"], 4)
-        with stage("train clv model") as info:
-            clv = train_clv_model(
-                rows_at(frame, clv_plan.fit), rows_at(frame, clv_plan.fit)["future_revenue"],
-                rows_at(frame, [clv_plan.holdout]), rows_at(frame, [clv_plan.holdout])["future_revenue"],
-                candidates, clv_params, params.seed,
-            )
-            clv_valid = rows_at(frame, [clv_plan.validation])
-            clv_scores = clv_metrics(clv_valid["future_revenue"], clv.predict(clv_valid))
-            info["validation_rows"], info["spearman"] = len(clv_valid), round(clv_scores["spearman"], 4)
-        mlflow.log_params({f"churn_{k}": v for k, v in churn_params.items()})
-        mlflow.log_params({f"clv_{k}": v for k, v in clv_params.items()})
-        mlflow.log_params({"seed": params.seed, "churn_features": len(churn.schema.names),
-                           "churn_trees": churn.booster.best_iteration_ or churn.booster.n_estimators,
-                           "clv_trees": clv.booster.best_iteration_ or clv.booster.n_estimators})
-        mlflow.log_metrics({f"churn_{k}": v for k, v in churn_scores.items()})
-        mlflow.log_metrics({f"clv_{k}": v for k, v in clv_scores.items()})
-        mlflow.log_dict({"churn": churn.schema.names, "clv": clv.schema.names}, "features.json")
+        mlflow.log_dict(tables.fingerprint(), "data_fingerprint.json")
+        mlflow.log_dict({"churn": churn.model.schema.names, "clv": clv.model.schema.names}, "features.json")
+        mlflow.log_params({"seed": cfg.model.seed, "training_rows": len(frame)}
+                          | {f"churn_{k}": v for k, v in churn_params.items()}
+                          | {f"clv_{k}": v for k, v in clv_params.items()})
+        for prefix, result in (("churn", churn), ("clv", clv)):
+            mlflow.log_metrics({f"{prefix}_{k}": v for k, v in result.metrics.items() if np.isfinite(v)})
+            for name, figure in result.figures.items():
+                mlflow.log_figure(figure, f"plots/{name}")
+            for name, table in result.tables.items():
+                mlflow.log_table(table, f"{name}.json")
         with stage("log and register models"):
-            churn_version = tracking.log_model(churn, cfg.tracking.churn_model_name, churn.schema.example_input(valid))
-            clv_version = tracking.log_model(clv, cfg.tracking.clv_model_name, clv.schema.example_input(clv_valid))
+            churn_version = tracking.log_model(churn.model, cfg.tracking.churn_model_name,
+                                               churn.model.schema.example_input(churn_split.valid))
+            clv_version = tracking.log_model(clv.model, cfg.tracking.clv_model_name,
+                                             clv.model.schema.example_input(clv_split.valid))
         decisions = {
-            "churn": _promote(client, cfg.tracking.churn_model_name, churn_version, valid, "is_churned",
-                              churn_scores["roc_auc"], lambda y, p: churn_metrics(y, p)["roc_auc"], promote),
-            "clv": _promote(client, cfg.tracking.clv_model_name, clv_version, clv_valid, "future_revenue",
-                            clv_scores["spearman"], lambda y, p: clv_metrics(y, p)["spearman"], promote),
+            "churn": _promote(client, cfg.tracking.churn_model_name, churn_version, churn_split.valid, "is_churned",
+                              churn.metrics["roc_auc"], lambda y, p: churn_metrics(y, p)["roc_auc"], promote),
+            "clv": _promote(client, cfg.tracking.clv_model_name, clv_version, clv_split.valid, "future_revenue",
+                            clv.metrics["spearman"], lambda y, p: clv_metrics(y, p)["spearman"], promote),
         }
         mlflow.log_dict(decisions, "promotion.json")
-    return {"run_id": run.info.run_id, "churn": churn_scores, "clv": clv_scores, "promotion": decisions,
+    return {"run_id": run.info.run_id, "churn": churn.metrics, "clv": clv.metrics, "promotion": decisions,
             "rows": len(frame), "churn_plan": _plan_dict(churn_plan)}
+
+
+def split_frame(frame: pd.DataFrame, plan: CutoffPlan) -> Split:
+    return Split(rows_at(frame, plan.fit), rows_at(frame, [plan.holdout]), rows_at(frame, [plan.validation]))
+
+
+def demo_world_oracle(data_dir: Path, valid: pd.DataFrame, cutoff: dt.date, horizon_days: int) -> np.ndarray | None:
+    """On a generated world, the true churn probability of each validation customer (the
+    best any model could do); None on real data, which has no truth folder."""
+    truth = data_dir / "truth"
+    if not truth.is_dir():
+        return None
+    oracle = oracle_churn_probability(truth, cutoff, horizon_days).set_index("customer_id")
+    return oracle["oracle_churn_probability"].reindex(valid["customer_id"]).to_numpy(dtype=float)
 
 
 def _promote(client, name, version, valid, label, new_score, metric, mode) -> dict:

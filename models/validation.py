@@ -1,0 +1,102 @@
+"""Fit a model on the training cutoffs and judge it, beside its baselines, on the held-out
+validation cutoff: the numbers and pictures a training run logs.
+
+Pure functions of frames: no disk, no MLflow (pipeline/train.py logs what they return)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from models import plots
+from models.baselines import overdue_rule_score, predict_logistic_baseline, train_logistic_baseline
+from models.churn import ChurnModel, train_churn_model
+from models.clv import ClvModel, train_clv_model
+from models.evaluate import churn_metrics, clv_metrics, decile_table
+
+
+@dataclass(frozen=True)
+class Split:
+    """Rows of the training frame: `fit` (earlier training cutoffs), `holdout` (latest
+    training cutoff: calibration and early stopping) and `valid` (validation cutoff)."""
+
+    fit: pd.DataFrame
+    holdout: pd.DataFrame
+    valid: pd.DataFrame
+
+
+@dataclass
+class Evaluation:
+    model: ChurnModel | ClvModel
+    metrics: dict[str, float]
+    figures: dict[str, Figure] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def evaluate_churn(split: Split, features: list[str], params: dict, seed: int,
+                   oracle: np.ndarray | None = None) -> Evaluation:
+    """The churn model, the logistic-regression and overdue-rule baselines, and (on the demo
+    world) the oracle, all on the same validation customers."""
+    label = "is_churned"
+    model = train_churn_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params, seed)
+    logistic = train_logistic_baseline(split.fit, split.fit[label], features, seed)
+    y = split.valid[label].to_numpy()
+    scores = {
+        "churn model": model.predict(split.valid),
+        "logistic regression": predict_logistic_baseline(logistic, split.valid),
+        "overdue rule": overdue_rule_score(split.valid),
+    }
+    metrics = churn_metrics(y, scores["churn model"])
+    metrics |= _prefixed("baseline_logistic", churn_metrics(y, scores["logistic regression"]), ("roc_auc", "pr_auc",
+                                                                                                 "top_decile_lift"))
+    metrics |= _prefixed("baseline_overdue_rule", _ranking_metrics(y, scores["overdue rule"]), ("roc_auc", "pr_auc",
+                                                                                                  "top_decile_lift"))
+    if oracle is not None:
+        scores["oracle (true probability)"] = oracle
+        metrics |= _prefixed("oracle", churn_metrics(y, oracle), ("roc_auc", "pr_auc", "top_decile_lift"))
+        metrics["auc_share_of_oracle"] = metrics["roc_auc"] / metrics["oracle_roc_auc"]
+    contributions = model.contributions(split.valid)
+    figures = {
+        "roc.png": plots.roc_figure(y, scores),
+        "precision_recall.png": plots.precision_recall_figure(y, scores),
+        "calibration.png": plots.calibration_figure(y, scores["churn model"]),
+        "gains.png": plots.gains_figure(y, scores),
+        "churn_importance.png": plots.importance_figure(
+            model.schema.names, model.booster.booster_.feature_importance("gain"), "Churn model: importance (gain)"),
+        "shap_summary.png": plots.shap_summary_figure(contributions, split.valid),
+    }
+    return Evaluation(model, metrics, figures)
+
+
+def evaluate_clv(split: Split, features: list[str], params: dict, seed: int,
+                 baselines: dict[str, np.ndarray] | None = None) -> Evaluation:
+    """The CLV model and the given baseline predictions (same validation customers)."""
+    label = "future_revenue"
+    model = train_clv_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params, seed)
+    y = split.valid[label].to_numpy()
+    predicted = model.predict(split.valid)
+    metrics = clv_metrics(y, predicted)
+    for name, prediction in (baselines or {}).items():
+        metrics |= _prefixed(f"baseline_{name}", clv_metrics(y, prediction), ("spearman", "normalized_gini", "mae",
+                                                                               "aggregate_error_pct"))
+    deciles = decile_table(y, predicted)
+    figures = {
+        "clv_deciles.png": plots.decile_figure(deciles),
+        "clv_importance.png": plots.importance_figure(
+            model.schema.names, model.booster.booster_.feature_importance("gain"), "CLV model: importance (gain)"),
+    }
+    return Evaluation(model, metrics, figures, {"clv_deciles": deciles})
+
+
+def _ranking_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """Metrics of a score that is a ranking, not a probability (NaN scores rank last)."""
+    filled = np.where(np.isnan(score), np.nanmin(score) if np.isfinite(score).any() else 0.0, score)
+    ranks = pd.Series(filled).rank(pct=True).to_numpy()
+    return churn_metrics(y, ranks)
+
+
+def _prefixed(prefix: str, metrics: dict[str, float], keep: tuple[str, ...]) -> dict[str, float]:
+    return {f"{prefix}_{k}": metrics[k] for k in keep}
