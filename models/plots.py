@@ -77,8 +77,9 @@ def shap_summary_figure(contributions: pd.DataFrame, features: pd.DataFrame, top
     fig, ax = _figure(8, 0.35 * len(strongest) + 1.5)
     rng = np.random.default_rng(0)
     for row, name in enumerate(strongest):
-        values = pd.to_numeric(features[name], errors="coerce") if name in features else pd.Series(np.nan)
-        colour = values.rank(pct=True).fillna(0.5).to_numpy() if values.notna().any() else 0.5
+        values = pd.to_numeric(features[name], errors="coerce") if name in features else None
+        # categorical or absent values are drawn in the neutral middle colour
+        colour = np.full(len(contributions), 0.5) if values is None else values.rank(pct=True).fillna(0.5).to_numpy()
         jitter = rng.uniform(-0.3, 0.3, len(contributions))
         points = ax.scatter(contributions[name], row + jitter, c=colour, cmap="coolwarm", s=4, vmin=0, vmax=1)
     ax.set_yticks(range(len(strongest)), strongest)

@@ -37,9 +37,9 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 # Log-parameters are kept in this box while optimising, so exp() can neither overflow nor
 # reach 0 (exp(20) ~ 5e8: no real data set needs a larger parameter).
 _LOG_BOUND = 20.0
-# The expected-purchases formula divides by (a - 1); its limit at a = 1 is finite, and a
-# nudge this small changes the result by about as much.
-_A_NEAR_ONE = 1e-6
+# The expected-purchases formula divides by (a - 1); its limit at a = 1 is finite. Within this
+# distance of 1 it is interpolated (error ~ this squared; closer, cancellation costs digits).
+_A_NEAR_ONE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -222,30 +222,57 @@ def probability_no_purchase(params: BgNbdParams, t, frequency, recency, T) -> np
     return 1.0 - p_alive * -np.expm1(_log_no_purchase_if_alive(params, t, x, age))
 
 
+def _purchases_if_alive(r: float, alpha: float, a: float, b: float, t, x, age) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive at T, x, T] for a != 1 (FHL 2005, eq. 10 without P(alive)):
+
+        (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],  z = t/(alpha+T+t).
+
+    The bracket is evaluated through Euler's transformation 2F1(A, B; C; z) = (1-z)^(C-A-B)
+    2F1(C-A, C-B; C; z), i.e. as 1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z): the direct form
+    multiplies a vanishing power by a diverging series and overflows for heavy buyers (large x)."""
+    c = a + b + x - 1
+    z = t / (alpha + age + t)
+    return c / (a - 1) * (1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z))
+
+
+def _purchases_if_alive_guarded(params: BgNbdParams, t, x, age) -> np.ndarray:
+    """``_purchases_if_alive`` with hyp2f1's two weak spots handled; the value is smooth in a.
+
+    - a = 1 is a removable singularity (0/0): within _A_NEAR_ONE of it, interpolate linearly
+      between a = 1 -+ _A_NEAR_ONE (error of order _A_NEAR_ONE^2).
+    - scipy's hyp2f1 returns NaN for some integer a - 1 with large c and z near 1: those entries
+      are recomputed at a * (1 + 1e-9)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if abs(a - 1.0) < _A_NEAR_ONE:
+        below = _purchases_if_alive(r, alpha, 1.0 - _A_NEAR_ONE, b, t, x, age)
+        above = _purchases_if_alive(r, alpha, 1.0 + _A_NEAR_ONE, b, t, x, age)
+        weight = (a - (1.0 - _A_NEAR_ONE)) / (2 * _A_NEAR_ONE)
+        return (1 - weight) * below + weight * above
+    with np.errstate(invalid="ignore", over="ignore"):
+        value = np.asarray(_purchases_if_alive(r, alpha, a, b, t, x, age), dtype=float)
+        failed = ~np.isfinite(value)
+        if failed.any():
+            t_b, x_b, age_b = (np.broadcast_to(v, value.shape) for v in (t, x, age))
+            value = value.copy()
+            value[failed] = _purchases_if_alive(r, alpha, a * (1 + 1e-9), b, t_b[failed], x_b[failed], age_b[failed])
+    return value
+
+
 def expected_purchases(params: BgNbdParams, t, frequency, recency, T) -> np.ndarray:
     """E[purchases in (T, T+t] | x, t_x, T], FHL (2005) eq. (10):
 
-        (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)] * P(alive),
+        P(alive) * (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
         z = t / (alpha+T+t).
 
-    The bracket's product is evaluated through Euler's transformation
-    2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z), i.e. as
-    (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), which keeps hyp2f1's arguments small for heavy
-    buyers (no huge factor times a tiny one). Domain guards: t >= 0 so 0 <= z < 1; a within
-    1e-6 of 1 (the formula's removable singularity) is nudged; non-finite results raise.
-    ``t`` is in the unit of recency and T."""
+    Domain guards: t >= 0 so 0 <= z < 1; hyp2f1 is taken in Euler-transformed form, with the
+    a = 1 singularity and scipy's NaN cases handled (see ``_purchases_if_alive_guarded``); a
+    result that is still not finite raises. ``t`` is in the unit of recency and T."""
     x, t_x, age = _as_rfm(frequency, recency, T)
     t = _check_horizon(t)
-    r, alpha, b = params.r, params.alpha, params.b
-    a = params.a if abs(params.a - 1.0) > _A_NEAR_ONE else 1.0 + _A_NEAR_ONE
-    c = a + b + x - 1
-    z = t / (alpha + age + t)
-    bracket = 1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z)
     p_alive = expit(-_log_odds_dropped_out(params, x, t_x, age))
-    expected = c / (a - 1) * bracket * p_alive
+    expected = p_alive * _purchases_if_alive_guarded(params, t, x, age)
     if not np.isfinite(expected).all():
-        raise FloatingPointError("expected_purchases: hyp2f1 left its numerically safe domain "
-                                 f"for parameters {params} (a + b + x - 1 must not be 0, -1, ...)")
+        raise FloatingPointError(f"expected_purchases: hyp2f1 gave no finite value for {params}")
     return np.maximum(expected, 0.0)
 
 
