@@ -28,6 +28,7 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
         Feature("days_since_first_purchase", STAGE, "Days since the first purchase (purchase tenure)."),
         *windowed,
         Feature("purchases_total", STAGE, "Number of purchases ever."),
+        Feature("purchase_days_total", STAGE, "Number of distinct days with a purchase ever."),
         Feature("revenue_total", STAGE, "Net revenue ever (purchases minus refunds)."),
         Feature("average_order_value", STAGE, "Average amount of a purchase."),
         Feature("mean_days_between_purchases", STAGE, "Typical gap between two purchases, in days."),
@@ -77,6 +78,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             max(age_days) FILTER (WHERE is_purchase) AS days_since_first_purchase,
             {windowed},
             count(*) FILTER (WHERE is_purchase) AS purchases_total,
+            count(DISTINCT CAST(purchased_at AS DATE)) FILTER (WHERE is_purchase) AS purchase_days_total,
             sum(amount) AS revenue_total,
             avg(amount) FILTER (WHERE is_purchase) AS average_order_value,
             avg(gap_days) AS mean_days_between_purchases,
@@ -108,4 +110,5 @@ def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig)
     """One row per (customer_id, cutoff_date) of `spine` with the features of `catalog`."""
     features = catalog(cfg)
     counts = [f.name for f in features if f.name.startswith(("purchases_", "revenue_", "refunds_"))]
-    return run_stage_query(tables, spine, *stage_query(cfg), features, counts + ["distinct_categories"])
+    return run_stage_query(tables, spine, *stage_query(cfg), features,
+                           counts + ["purchase_days_total", "distinct_categories"])

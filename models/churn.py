@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
 DEFAULT_PARAMS: dict = {
@@ -38,15 +39,23 @@ class ChurnModel:
     schema: FeatureSchema
     booster: lgb.LGBMClassifier
     calibrator: IsotonicRegression
+    lifetime: LifetimeModel
+
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The booster's input: the features plus the lifetime model's outputs."""
+        return self.schema.prepare(self.lifetime.enrich(frame))
+
+    def example_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A few rows of what a caller sends: the features, without the derived lifetime ones."""
+        return self.schema.example_input(frame, derived=tuple(LIFETIME_FEATURES))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churning within the horizon, one per row."""
-        raw = self.booster.predict_proba(self.schema.prepare(frame))[:, 1]
-        return self.calibrator.predict(raw)
+        return self.calibrator.predict(self.booster.predict_proba(self.inputs(frame))[:, 1])
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row, per-feature contributions to the churn log-odds (SHAP values)."""
-        values = self.booster.predict(self.schema.prepare(frame), pred_contrib=True)
+        values = self.booster.predict(self.inputs(frame), pred_contrib=True)
         return pd.DataFrame(values[:, :-1], columns=self.schema.names, index=frame.index)
 
 
@@ -58,8 +67,10 @@ def train_churn_model(
     feature_names: list[str],
     params: dict,
     seed: int,
+    lifetime: LifetimeModel,
 ) -> ChurnModel:
-    schema = FeatureSchema.from_frame(fit_frame, feature_names)
+    fit_frame, calibration_frame = lifetime.enrich(fit_frame), lifetime.enrich(calibration_frame)
+    schema = FeatureSchema.from_frame(fit_frame, [*feature_names, *LIFETIME_FEATURES])
     booster = lgb.LGBMClassifier(**(DEFAULT_PARAMS | params), **lightgbm_settings(seed))
     x_cal = schema.prepare(calibration_frame)
     booster.fit(
@@ -69,4 +80,4 @@ def train_churn_model(
     )
     calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     calibrator.fit(booster.predict_proba(x_cal)[:, 1], calibration_labels)
-    return ChurnModel(schema, booster, calibrator)
+    return ChurnModel(schema, booster, calibrator, lifetime)

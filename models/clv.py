@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from models.churn import EARLY_STOPPING_ROUNDS, lightgbm_settings
+from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
 DEFAULT_PARAMS: dict = {
@@ -31,10 +32,15 @@ DEFAULT_PARAMS: dict = {
 class ClvModel:
     schema: FeatureSchema
     booster: lgb.LGBMRegressor
+    lifetime: LifetimeModel
+
+    def example_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A few rows of what a caller sends: the features, without the derived lifetime ones."""
+        return self.schema.example_input(frame, derived=tuple(LIFETIME_FEATURES))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted net revenue over the horizon (never negative), one per row."""
-        return np.clip(self.booster.predict(self.schema.prepare(frame)), 0.0, None)
+        return np.clip(self.booster.predict(self.schema.prepare(self.lifetime.enrich(frame))), 0.0, None)
 
 
 def train_clv_model(
@@ -45,14 +51,16 @@ def train_clv_model(
     feature_names: list[str],
     params: dict,
     seed: int,
+    lifetime: LifetimeModel,
 ) -> ClvModel:
     """Refunds can make a customer's future net revenue negative; the Tweedie loss needs
     non-negative targets, so they count as zero (nothing to win there)."""
-    schema = FeatureSchema.from_frame(fit_frame, feature_names)
+    fit_frame, stop_frame = lifetime.enrich(fit_frame), lifetime.enrich(stop_frame)
+    schema = FeatureSchema.from_frame(fit_frame, [*feature_names, *LIFETIME_FEATURES])
     booster = lgb.LGBMRegressor(**(DEFAULT_PARAMS | params), **lightgbm_settings(seed))
     booster.fit(
         schema.prepare(fit_frame), fit_revenue.clip(lower=0),
         eval_set=[(schema.prepare(stop_frame), stop_revenue.clip(lower=0))],
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
-    return ClvModel(schema, booster)
+    return ClvModel(schema, booster, lifetime)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import Feature
+from models.lifetime import LIFETIME_FEATURES
 
 # Families of features a retention team acts on together. Unlisted rfm features fall in
 # `purchase_lapse`; other stages form a family of their own.
@@ -110,8 +111,9 @@ TEXTS: dict[str, Callable[[pd.Series], str | None]] = {
 
 
 def family_contributions(contributions: pd.DataFrame, catalog: list[Feature]) -> pd.DataFrame:
-    """Sum per-feature contributions into one column per reason family."""
-    family_of = {f.name: reason_family(f) for f in catalog}
+    """Sum per-feature contributions into one column per reason family. The lifetime
+    model's outputs summarise purchase behaviour, so they count as a purchase lapse."""
+    family_of = {f.name: reason_family(f) for f in catalog} | dict.fromkeys(LIFETIME_FEATURES, "purchase_lapse")
     families = contributions.columns.map(lambda c: family_of.get(c, "other"))
     return contributions.T.groupby(families.to_numpy()).sum().T
 

@@ -46,9 +46,10 @@ class FeatureSchema:
             out[name] = pd.Categorical(values.map(lambda v: None if v is None else str(v)), categories=list(levels))
         return out
 
-    def example_input(self, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-        """Plain types (float, str) as a CSV or JSON client would send them."""
-        example = frame[self.names].head(rows).copy()
+    def example_input(self, frame: pd.DataFrame, rows: int = 5, derived: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Plain types (float, str) as a CSV or JSON client would send them; `derived`
+        columns are computed inside the model and are not part of its input."""
+        example = frame[[n for n in self.names if n not in derived]].head(rows).copy()
         for name in self.categories:
             example[name] = example[name].astype("object").where(example[name].notna(), "").astype(str)
         return example

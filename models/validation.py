@@ -16,6 +16,8 @@ from models.baselines import overdue_rule_score, predict_logistic_baseline, trai
 from models.churn import ChurnModel, train_churn_model
 from models.clv import ClvModel, train_clv_model
 from models.evaluate import churn_metrics, clv_metrics, decile_table
+from models.lifetime import LifetimeModel
+from models.probabilistic import PracticeClv
 
 
 @dataclass(frozen=True)
@@ -36,22 +38,32 @@ class Evaluation:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def evaluate_churn(split: Split, features: list[str], params: dict, seed: int,
+def fit_lifetime_model(fit_rows: pd.DataFrame, churn_horizon_days: int, clv_horizon_days: int) -> LifetimeModel:
+    """BG/NBD and Gamma-Gamma on the customers of the latest fitting cutoff (one row each)."""
+    latest = fit_rows[fit_rows["cutoff_date"] == fit_rows["cutoff_date"].max()]
+    return LifetimeModel.fit(latest, churn_horizon_days, clv_horizon_days)
+
+
+def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel,
                    oracle: np.ndarray | None = None) -> Evaluation:
-    """The churn model, the logistic-regression and overdue-rule baselines, and (on the demo
-    world) the oracle, all on the same validation customers."""
+    """The churn model, the logistic-regression, BG/NBD and overdue-rule baselines, and (on
+    the demo world) the oracle, all on the same validation customers."""
     label = "is_churned"
-    model = train_churn_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params, seed)
+    model = train_churn_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params,
+                              seed, lifetime)
     logistic = train_logistic_baseline(split.fit, split.fit[label], features, seed)
     y = split.valid[label].to_numpy()
     scores = {
         "churn model": model.predict(split.valid),
         "logistic regression": predict_logistic_baseline(logistic, split.valid),
+        "BG/NBD P(no purchase)": lifetime.features(split.valid)["bgnbd_probability_no_purchase"].to_numpy(),
         "overdue rule": overdue_rule_score(split.valid),
     }
     metrics = churn_metrics(y, scores["churn model"])
     metrics |= _prefixed("baseline_logistic", churn_metrics(y, scores["logistic regression"]), ("roc_auc", "pr_auc",
                                                                                                  "top_decile_lift"))
+    metrics |= _prefixed("baseline_bgnbd", _ranking_metrics(y, scores["BG/NBD P(no purchase)"]),
+                         ("roc_auc", "pr_auc", "top_decile_lift"))
     metrics |= _prefixed("baseline_overdue_rule", _ranking_metrics(y, scores["overdue rule"]), ("roc_auc", "pr_auc",
                                                                                                   "top_decile_lift"))
     if oracle is not None:
@@ -71,15 +83,19 @@ def evaluate_churn(split: Split, features: list[str], params: dict, seed: int,
     return Evaluation(model, metrics, figures)
 
 
-def evaluate_clv(split: Split, features: list[str], params: dict, seed: int,
-                 baselines: dict[str, np.ndarray] | None = None) -> Evaluation:
-    """The CLV model and the given baseline predictions (same validation customers)."""
+def evaluate_clv(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel) -> Evaluation:
+    """The CLV model, BG/NBD x Gamma-Gamma and the practice formula on the same customers."""
     label = "future_revenue"
-    model = train_clv_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params, seed)
+    model = train_clv_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params,
+                            seed, lifetime)
     y = split.valid[label].to_numpy()
     predicted = model.predict(split.valid)
     metrics = clv_metrics(y, predicted)
-    for name, prediction in (baselines or {}).items():
+    baselines = {
+        "bgnbd_gamma_gamma": lifetime.features(split.valid)["bgnbd_gamma_gamma_clv"].fillna(0).to_numpy(),
+        "practice_formula": practice_formula_clv(split, lifetime),
+    }
+    for name, prediction in baselines.items():
         metrics |= _prefixed(f"baseline_{name}", clv_metrics(y, prediction), ("spearman", "normalized_gini", "mae",
                                                                                "aggregate_error_pct"))
     deciles = decile_table(y, predicted)
@@ -89,6 +105,19 @@ def evaluate_clv(split: Split, features: list[str], params: dict, seed: int,
             model.schema.names, model.booster.booster_.feature_importance("gain"), "CLV model: importance (gain)"),
     }
     return Evaluation(model, metrics, figures, {"clv_deciles": deciles})
+
+
+def practice_formula_clv(split: Split, lifetime: LifetimeModel) -> np.ndarray:
+    """Average order value x purchases per year x expected remaining years, with the annual
+    churn rate implied by the churn rate observed on the fitting cutoffs."""
+    horizon_churn = split.fit["is_churned"].mean()
+    annual_churn = 1 - (1 - horizon_churn) ** (365 / lifetime.churn_horizon_days)
+    years_known = (split.valid["days_since_first_purchase"].clip(lower=30) / 365).clip(upper=1)
+    per_year = split.valid["purchases_365d"] / years_known if "purchases_365d" in split.valid \
+        else split.valid["purchases_total"] / years_known
+    revenue = PracticeClv(float(np.clip(annual_churn, 1e-3, 1))).revenue(
+        split.valid["average_order_value"].fillna(0), per_year, lifetime.clv_horizon_days / 365)
+    return np.nan_to_num(revenue)
 
 
 def _ranking_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:

@@ -21,7 +21,7 @@ import pandas as pd
 from features.frame import build_features, feature_catalog
 from features.population import build_active_spine, build_churn_labels, build_clv_labels
 from models.evaluate import churn_metrics, clv_metrics
-from models.validation import Split, evaluate_churn, evaluate_clv
+from models.validation import Split, evaluate_churn, evaluate_clv, fit_lifetime_model
 from pipeline import tracking
 from pipeline.config import Config, TrainingConfig, load_tuned_params
 from pipeline.errors import ConfigError, DataError
@@ -104,12 +104,15 @@ def run_training(
     churn_params, clv_params = tuned["churn"] | cfg.model.churn_params, tuned["clv"] | cfg.model.clv_params
     churn_split, clv_split = split_frame(frame, churn_plan), split_frame(frame, clv_plan)
 
+    with stage("fit BG/NBD and Gamma-Gamma lifetime models"):
+        churn_lifetime = fit_lifetime_model(churn_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
+        clv_lifetime = fit_lifetime_model(clv_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
     with stage("train and validate churn model") as info:
         oracle = demo_world_oracle(cfg.data.path, churn_split.valid, churn_plan.validation, cfg.churn.horizon_days)
-        churn = evaluate_churn(churn_split, features, churn_params, cfg.model.seed, oracle)
+        churn = evaluate_churn(churn_split, features, churn_params, cfg.model.seed, churn_lifetime, oracle)
         info["validation_rows"], info["roc_auc"] = len(churn_split.valid), round(churn.metrics["roc_auc"], 4)
     with stage("train and validate clv model") as info:
-        clv = evaluate_clv(clv_split, features, clv_params, cfg.model.seed)
+        clv = evaluate_clv(clv_split, features, clv_params, cfg.model.seed, clv_lifetime)
         info["validation_rows"], info["spearman"] = len(clv_split.valid), round(clv.metrics["spearman"], 4)
 
     client = tracking.start_tracking(cfg.tracking)
@@ -130,9 +133,9 @@ def run_training(
                 mlflow.log_table(table, f"{name}.json")
         with stage("log and register models"):
             churn_version = tracking.log_model(churn.model, cfg.tracking.churn_model_name,
-                                               churn.model.schema.example_input(churn_split.valid))
+                                               churn.model.example_input(churn_split.valid))
             clv_version = tracking.log_model(clv.model, cfg.tracking.clv_model_name,
-                                             clv.model.schema.example_input(clv_split.valid))
+                                             clv.model.example_input(clv_split.valid))
         decisions = {
             "churn": _promote(client, cfg.tracking.churn_model_name, churn_version, churn_split.valid, "is_churned",
                               churn.metrics["roc_auc"], lambda y, p: churn_metrics(y, p)["roc_auc"], promote),

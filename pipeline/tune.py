@@ -12,7 +12,9 @@ import optuna
 import yaml
 
 from features.frame import feature_catalog
+from models.lifetime import LIFETIME_FEATURES
 from models.tuning import TuningData, churn_objective, clv_objective, tuned_params
+from models.validation import fit_lifetime_model
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.files import atomic_write_text
@@ -23,9 +25,13 @@ from pipeline.train import CutoffPlan, build_training_frame, plan_cutoffs, rows_
 log = logging.getLogger(__name__)
 
 
-def _tuning_data(frame, plan: CutoffPlan, target: str, features: list[str]) -> TuningData:
+def _tuning_data(frame, plan: CutoffPlan, target: str, features: list[str], cfg: Config) -> TuningData:
+    """The rows the models learn from and are judged on while tuning, with the lifetime
+    model's outputs added exactly as training adds them."""
     fit, holdout = rows_at(frame, plan.fit), rows_at(frame, [plan.holdout])
-    return TuningData(fit, fit[target], holdout, holdout[target], features)
+    lifetime = fit_lifetime_model(fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
+    fit, holdout = lifetime.enrich(fit), lifetime.enrich(holdout)
+    return TuningData(fit, fit[target], holdout, holdout[target], [*features, *LIFETIME_FEATURES])
 
 
 def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None, storage: str) -> dict:
@@ -45,7 +51,7 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
     tracking.start_tracking(cfg.tracking)
     with mlflow.start_run(run_name=f"tune-{dt.date.today()}"):
         for name, (direction, objective, target) in studies.items():
-            data = _tuning_data(frame, plans[name], target, features)
+            data = _tuning_data(frame, plans[name], target, features, cfg)
             study = optuna.create_study(
                 study_name=f"{name}-{plans[name].validation}", storage=storage, load_if_exists=True,
                 direction=direction, sampler=optuna.samplers.TPESampler(seed=cfg.model.seed),
