@@ -119,6 +119,7 @@ def run_training(
     with mlflow.start_run(run_name=f"train-{churn_plan.validation}") as run:
         mlflow.set_tags({"git_commit": tracking.git_commit(), "churn_definition": cfg.churn.definition})
         mlflow.log_text(config_text, "config.yaml")
+        mlflow.log_dict(cfg.model_dump(mode="json"), "resolved_config.json")
         mlflow.log_dict({"churn": _plan_dict(churn_plan), "clv": _plan_dict(clv_plan)}, "cutoffs.json")
         mlflow.log_dict(tables.fingerprint(), "data_fingerprint.json")
         mlflow.log_dict({"churn": churn.model.schema.names, "clv": clv.model.schema.names}, "features.json")

@@ -4,7 +4,8 @@
 
 The world is generated once into DIR/<customers>/world (skipped when a world of that size
 and seed is already there, so reruns are cheap). Each measurement then runs in a fresh
-child process, so that its peak memory (ru_maxrss, whole child) is its own:
+child process, so that its peak memory (ru_maxrss, whole child) is its own; the peak of
+the step after validation is reported too:
 - validate:   load_tables on the world (the validation pass every run starts with);
 - one_cutoff: active spine + every feature stage for one cutoff;
 - stack_12:   build_training_frame for 12 monthly cutoffs (spine, every stage, both labels);
@@ -162,6 +163,8 @@ def describe(result: dict) -> str:
     if "error" in result:
         return f"FAILED ({result['error']})"
     text = f"{result['seconds']:.1f} s ({result['cpu_seconds']:.1f} s CPU), peak {result['peak_gb']:.2f} GB"
+    if result.get("step_peak_gb") is not None:
+        text += f" ({result['step_peak_gb']:.2f} GB after validation)"
     if result.get("rows") is not None:
         text += f", {result['rows']:,} rows"
     if result.get("validate_seconds") is not None:
@@ -199,15 +202,18 @@ def report(summary: dict) -> None:
     print("   " + ", ".join(f"{name} {count:,}" for name, count in summary["table_rows"].items()))
     if summary["generate"]:
         print(f"   generate: {summary['generate']['seconds']:.1f} s, peak {summary['generate']['peak_gb']:.2f} GB")
-    print(f"\n   {'measurement':<12} {'rows':>12} {'validate s':>11} {'seconds':>9} {'CPU s':>8} {'peak GB':>8}")
+    print(f"\n   {'measurement':<12} {'rows':>12} {'validate s':>11} {'seconds':>9} {'CPU s':>8} {'peak GB':>8} "
+          f"{'step peak GB':>13}")
     for name, result in summary["measurements"].items():
         if "error" in result:
             print(f"   {name:<12} FAILED: {result['error']}")
             continue
         rows = f"{result['rows']:,}" if result.get("rows") is not None else "-"
         validate = f"{result['validate_seconds']:.1f}" if result.get("validate_seconds") is not None else "-"
+        step = f"{result['step_peak_gb']:.2f}" if result.get("step_peak_gb") is not None else "-"
         print(f"   {name:<12} {rows:>12} {validate:>11} {result['seconds']:>9.1f} {result['cpu_seconds']:>8.1f} "
-              f"{result['peak_gb']:>8.2f}")
+              f"{result['peak_gb']:>8.2f} {step:>13}")
+    print("   (peak GB: whole child, validation included; step peak GB: after validation only)")
     print(f"\n   {'target':<28} {'value':>8} {'goal':>8}  {'verdict':<7} {'on CPU seconds':>14}")
     for check in summary["targets"]:
         value = "-" if check["value"] is None else f"{check['value']:.2f}"
@@ -254,6 +260,19 @@ class Clock:
         result[f"{key}cpu_seconds"] = cpu_seconds() - self.cpu
 
 
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def reset_peak() -> bool:
+    """Restart the peak-RSS count (Linux: clear_refs 5), so that a step's own peak can be read."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -280,6 +299,9 @@ def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -
         clock = Clock()
         tables = load_tables(world, dt.datetime.now(), folder / "quarantine", "parquet")
         clock.into(result, "validate_")
+        if name != "validate":  # the step's own peak as well as the whole child's
+            result["validate_peak_gb"] = peak_gb()
+            result["step_peak_gb"] = -1.0 if reset_peak() else None
         if name == "validate":
             result["seconds"], result["cpu_seconds"] = result.pop("validate_seconds"), result.pop("validate_cpu_seconds")
             result["rows"] = sum(tables.row_counts.values()) - sum(tables.quarantined.values())
@@ -304,7 +326,10 @@ def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -
             result["rows"], result["columns"] = frame.shape
     if stage_times.seconds:
         result["stages"] = stage_times.seconds
-    result["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    result["peak_gb"] = peak_gb()
+    if result.get("step_peak_gb") is not None:  # ru_maxrss was restarted after validation
+        result["step_peak_gb"] = result["peak_gb"]
+    result["peak_gb"] = max(result["peak_gb"], result.get("validate_peak_gb", 0.0))
     result["load_average"] = os.getloadavg()[0]  # other work on the machine at the end of the measurement
     return result
 
