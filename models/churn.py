@@ -6,13 +6,14 @@ about 30% of such customers churn."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from models.evaluate import distribution_reference
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
@@ -40,6 +41,8 @@ class ChurnModel:
     booster: lgb.LGBMClassifier
     calibrator: IsotonicRegression
     lifetime: LifetimeModel
+    # Training-time distributions of the score and the strongest features (drift guard).
+    reference: dict[str, dict] = field(default_factory=dict)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The booster's input: the features plus the lifetime model's outputs."""
@@ -52,6 +55,12 @@ class ChurnModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churning within the horizon, one per row."""
         return self.calibrator.predict(self.booster.predict_proba(self.inputs(frame))[:, 1])
+
+    def drift_inputs(self, frame: pd.DataFrame, probability: np.ndarray) -> dict[str, np.ndarray]:
+        """The values whose distribution is compared with `reference`."""
+        inputs = self.inputs(frame)
+        return {name: probability if name == "churn_probability" else inputs[name].to_numpy(dtype=float)
+                for name in getattr(self, "reference", {})}
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row, per-feature contributions to the churn log-odds (SHAP values)."""
@@ -80,4 +89,17 @@ def train_churn_model(
     )
     calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     calibrator.fit(booster.predict_proba(x_cal)[:, 1], calibration_labels)
-    return ChurnModel(schema, booster, calibrator, lifetime)
+    model = ChurnModel(schema, booster, calibrator, lifetime)
+    model.reference = drift_reference(model, calibration_frame)
+    return model
+
+
+def drift_reference(model: ChurnModel, frame: pd.DataFrame, top_features: int = 5) -> dict[str, dict]:
+    """Distributions of the churn probability and of the numeric features with the most
+    gain, on rows the booster did not learn from."""
+    gain = pd.Series(model.booster.booster_.feature_importance("gain"), index=model.schema.names)
+    strongest = [n for n in gain.sort_values(ascending=False).index if n in model.schema.numeric][:top_features]
+    inputs = model.schema.prepare(frame)
+    reference = {"churn_probability": distribution_reference(model.calibrator.predict(
+        model.booster.predict_proba(inputs)[:, 1]))}
+    return reference | {name: distribution_reference(inputs[name].to_numpy(dtype=float)) for name in strongest}

@@ -7,7 +7,6 @@ risk up are reasons; the text is written from the customer's own feature values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -33,81 +32,96 @@ def reason_family(feature: Feature) -> str:
     return STAGE_FAMILIES.get(feature.stage, feature.stage)
 
 
-def _num(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+def _days(values: pd.Series) -> pd.Series:
+    return values.round().astype("Int64").astype(str)
 
 
-def _lapse(row: pd.Series) -> str | None:
-    days, gap = _num(row.get("days_since_last_purchase")), _num(row.get("mean_days_between_purchases"))
-    if days is None:
-        return None
-    text = f"no purchase for {days:.0f} days"
-    return text + (f" (usually every {gap:.0f})" if gap else "")
+def _lapse(f: pd.DataFrame) -> pd.Series:
+    days, gap = f["days_since_last_purchase"], f.get("mean_days_between_purchases")
+    text = "no purchase for " + _days(days) + " days"
+    if gap is not None:
+        text = text.where(gap.isna() | (gap <= 0), text + " (usually every " + _days(gap) + ")")
+    return text.where(days.notna(), "")
 
 
-def _support(row: pd.Series) -> str | None:
-    open_tickets, oldest = _num(row.get("open_tickets")), _num(row.get("days_oldest_open_ticket"))
-    if open_tickets:
-        return f"{open_tickets:.0f} support ticket(s) open, oldest for {oldest:.0f} days"
-    slow, complaints = _num(row.get("slow_ticket_share")), _num(row.get("complaints_total"))
-    if complaints:
-        return f"{complaints:.0f} complaint(s) filed"
-    if slow:
-        return f"{slow:.0%} of support tickets resolved slowly"
-    csat = _num(row.get("csat_last"))
-    return f"last support satisfaction {csat:.0f}/5" if csat is not None else None
+def _support(f: pd.DataFrame) -> pd.Series:
+    text = pd.Series("", index=f.index)
+    if "csat_last" in f:
+        text = text.where(f["csat_last"].isna(), "last support satisfaction " + _days(f["csat_last"]) + "/5")
+    if "slow_ticket_share" in f:
+        slow = f["slow_ticket_share"].fillna(0) > 0
+        text = text.where(~slow, (100 * f["slow_ticket_share"]).round().astype("Int64").astype(str)
+                          + "% of support tickets resolved slowly")
+    if "complaints_total" in f:
+        text = text.where(f["complaints_total"].fillna(0) == 0, _days(f["complaints_total"]) + " complaint(s) filed")
+    if "open_tickets" in f:
+        open_text = (_days(f["open_tickets"]) + " support ticket(s) open, oldest for "
+                     + _days(f["days_oldest_open_ticket"]) + " days")
+        text = text.where(f["open_tickets"].fillna(0) == 0, open_text)
+    return text
 
 
-def _nps(row: pd.Series) -> str | None:
-    score = _num(row.get("nps_last"))
-    if score is None:
-        return "never answered an NPS survey"
-    return f"NPS {score:.0f} ({row.get('nps_class')})"
+def _nps(f: pd.DataFrame) -> pd.Series:
+    score = f["nps_last"]
+    return ("NPS " + _days(score) + " (" + f["nps_class"].astype(str) + ")").where(
+        score.notna(), "never answered an NPS survey")
 
 
-def _engagement(row: pd.Series) -> str | None:
-    days = _num(row.get("days_since_last_interaction"))
-    if days is None:
-        return "no engagement on any channel"
-    trend = _num(row.get("engagement_trend"))
-    text = f"no interaction on any channel for {days:.0f} days"
-    return text if days > 30 or trend is None else f"engagement falling ({trend:.1f}x the previous period)"
+def _engagement(f: pd.DataFrame) -> pd.Series:
+    days = f["days_since_last_interaction"]
+    silent = "no interaction on any channel for " + _days(days) + " days"
+    falling = "engagement falling (" + f["engagement_trend"].round(1).astype(str) + "x the previous period)"
+    return silent.where(days > 30, falling).where(days.notna(), "no engagement on any channel")
 
 
-def _discounts(row: pd.Series) -> str | None:
-    share = _num(row.get("discount_revenue_share"))
-    return f"{share:.0%} of purchases bought on discount" if share is not None else None
+def _discounts(f: pd.DataFrame) -> pd.Series:
+    share = f["discount_revenue_share"]
+    return ((100 * share).round().astype("Int64").astype(str) + "% of purchases bought on discount").where(
+        share.notna(), "")
 
 
-def _refunds(row: pd.Series) -> str | None:
-    count = _num(row.get("refunds_total"))
-    return f"{count:.0f} refund(s) or return(s)" if count else None
+def _refunds(f: pd.DataFrame) -> pd.Series:
+    count = f["refunds_total"]
+    return (_days(count) + " refund(s) or return(s)").where(count.fillna(0) > 0, "")
 
 
-def _spend(row: pd.Series) -> str | None:
-    recent, total = _num(row.get("revenue_90d")), _num(row.get("revenue_total"))
-    return f"spent {recent:,.0f} in the last 90 days ({total:,.0f} in all)" if recent is not None else None
+def _spend(f: pd.DataFrame) -> pd.Series:
+    recent, total = f["revenue_90d"], f["revenue_total"]
+    return ("spent " + recent.round().astype("Int64").astype(str) + " in the last 90 days ("
+            + total.round().astype("Int64").astype(str) + " in all)").where(recent.notna(), "")
 
 
-def _subscription(row: pd.Series) -> str | None:
-    if _num(row.get("fee_downgrades")):
-        return f"downgraded plan {row.get('fee_downgrades'):.0f} time(s)"
-    months = _num(row.get("months_on_current_subscription"))
-    return f"on the current plan for {months:.0f} months" if months is not None else "no active subscription"
+def _subscription(f: pd.DataFrame) -> pd.Series:
+    months = f["months_on_current_subscription"]
+    text = ("on the current plan for " + _days(months) + " months").where(months.notna(), "no active subscription")
+    return text.where(f["fee_downgrades"].fillna(0) == 0, "downgraded plan " + _days(f["fee_downgrades"]) + " time(s)")
 
 
-def _profile(row: pd.Series) -> str | None:
-    if _num(row.get("is_loyalty_member")) == 0:
-        return "not a loyalty-programme member"
-    days = _num(row.get("days_since_signup"))
-    return f"customer for {days:.0f} days" if days is not None else None
+def _profile(f: pd.DataFrame) -> pd.Series:
+    tenure = ("customer for " + _days(f["days_since_signup"]) + " days").where(f["days_since_signup"].notna(), "")
+    return tenure.where(f["is_loyalty_member"] != 0, "not a loyalty-programme member")
 
 
-TEXTS: dict[str, Callable[[pd.Series], str | None]] = {
+TEXTS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "purchase_lapse": _lapse, "support": _support, "nps": _nps, "engagement": _engagement,
     "discounts": _discounts, "refunds": _refunds, "spend": _spend, "subscription": _subscription,
     "profile": _profile,
 }
+
+
+def family_texts(features: pd.DataFrame, families: list[str]) -> np.ndarray:
+    """A (rows x families) array of each family's reason text for each row ('' when the
+    family has nothing to say or its features are absent). Vectorised per family."""
+    texts = np.full((len(features), len(families)), "", dtype=object)
+    for j, family in enumerate(families):
+        writer = TEXTS.get(family)
+        if writer is None:
+            continue
+        try:
+            texts[:, j] = writer(features).fillna("").to_numpy(dtype=object)
+        except KeyError:  # the stage behind this family was skipped (its table is absent)
+            continue
+    return texts
 
 
 def family_contributions(contributions: pd.DataFrame, catalog: list[Feature]) -> pd.DataFrame:
@@ -124,12 +138,13 @@ def top_reasons(
     """For each row: the texts of the `count` families that raise risk most (joined with
     '; '), and the name of the strongest family (None when nothing raises risk)."""
     by_family = family_contributions(contributions, catalog)
-    names = by_family.columns.to_numpy()
-    order = np.argsort(-by_family.to_numpy(), axis=1)[:, :count]
-    texts, main = [], []
-    for i, (_, row) in enumerate(features.iterrows()):
-        picked = [names[j] for j in order[i] if by_family.iat[i, j] > 0]
-        phrases = [t for fam in picked if (t := TEXTS.get(fam, lambda r: None)(row))]
-        texts.append("; ".join(phrases))
-        main.append(picked[0] if picked else None)
-    return texts, main
+    names = list(by_family.columns)
+    values = by_family.to_numpy()
+    order = np.argsort(-values, axis=1, kind="stable")[:, :count]
+    texts = family_texts(features.reset_index(drop=True), names)
+    rows = np.arange(len(values))
+    picked = [np.where(values[rows, order[:, k]] > 0, texts[rows, order[:, k]], "") for k in range(order.shape[1])]
+    joined = ["; ".join(p for p in parts if p) for parts in zip(*picked, strict=True)] if picked else [""] * len(rows)
+    strongest = values[rows, order[:, 0]] > 0 if len(names) else np.zeros(len(rows), bool)
+    main = [names[order[i, 0]] if strongest[i] else None for i in rows]
+    return joined, main

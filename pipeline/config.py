@@ -170,6 +170,10 @@ class ScoringConfig(Section):
     segments: list[SegmentRule] = Field(default_factory=lambda: list(DEFAULT_SEGMENTS), min_length=1)
     actions: ActionConfig = ActionConfig()
     reasons_per_customer: Annotated[int, Field(ge=1, le=5)] = 3
+    # Population stability index of the score and top features against training: above
+    # `drift_warn_psi` the manifest warns, above `drift_fail_psi` the run stops.
+    drift_warn_psi: Annotated[float, Field(gt=0)] = 0.1
+    drift_fail_psi: Annotated[float, Field(gt=0)] = 0.5
     top_n: Annotated[int, Field(gt=0)] | None = None
     only_tiers: list[Literal["high", "medium", "low"]] | None = None
 

@@ -6,10 +6,8 @@ an e-mail attachment or a shared drive, with no external URL and no script."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline.charts import data_uri, new_figure
 from pipeline.config import ChurnConfig, Config
 from pipeline.files import atomic_write_csv, atomic_write_text
 from pipeline.logs import stage
@@ -94,27 +93,6 @@ def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
 # --- charts ----------------------------------------------------------------------------
 
 
-def _figure(width: float = 7.2, height: float = 3.0, fit: bool = False):
-    """A figure on an explicit Agg canvas: no global backend is switched, so the report can
-    be drawn from a notebook or a server. Imported here so that `churn` commands that draw
-    nothing do not load matplotlib. Line charts use fixed margins (`fit` lays out
-    automatically but draws twice, which makes a report of 18 charts ~3x slower)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained" if fit else None)
-    FigureCanvasAgg(figure)
-    if not fit:
-        figure.subplots_adjust(left=0.11, right=0.98, top=0.95, bottom=0.22)
-    return figure
-
-
-def _data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})  # no version stamp: same bytes each run
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _style(ax, unit: Unit) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
@@ -147,7 +125,7 @@ def _percent_limits(ax, values: pd.Series) -> None:
 
 
 def line_chart(labels: list[str], series: dict[str, pd.Series], unit: Unit, colours: list[str] | None = None) -> str:
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     x = np.arange(len(labels))
     for (name, values), colour in zip(series.items(), colours or PALETTE, strict=False):
@@ -163,7 +141,7 @@ def line_chart(labels: list[str], series: dict[str, pd.Series], unit: Unit, colo
         _percent_limits(ax, pd.concat([pd.Series(v, dtype=float) for v in series.values()]))
     if len(series) > 1:
         ax.legend(frameon=False, loc="best")
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 def cohort_heatmap(triangle: pd.DataFrame) -> str:
@@ -171,7 +149,7 @@ def cohort_heatmap(triangle: pd.DataFrame) -> str:
 
     values = triangle.filter(like="month_").to_numpy(dtype=float)
     rows, cols = values.shape
-    figure = _figure(width=min(2.5 + 0.55 * cols, 11), height=min(1.2 + 0.32 * rows, 12), fit=True)
+    figure = new_figure(width=min(2.5 + 0.55 * cols, 11), height=min(1.2 + 0.32 * rows, 12), fit=True)
     ax = figure.add_subplot()
     later = values[:, 1:]
     # Month 0 is 100% by construction; scaling to it would wash out every later month.
@@ -187,13 +165,13 @@ def cohort_heatmap(triangle: pd.DataFrame) -> str:
                                                                   strict=True)])
     ax.set_xlabel("Months since first purchase")
     figure.colorbar(image, ax=ax, format=PercentFormatter(1.0, decimals=0), shrink=0.8)
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 def cohort_revenue_chart(cumulative: pd.DataFrame) -> str:
     """Cumulative revenue per customer for a few cohorts spread over the window."""
     picks = np.unique(np.linspace(0, len(cumulative) - 1, min(len(cumulative), MAX_COHORT_LINES)).round().astype(int))
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     months = cumulative.filter(like="month_")
     for index, colour in zip(picks, PALETTE, strict=False):
@@ -204,17 +182,17 @@ def cohort_revenue_chart(cumulative: pd.DataFrame) -> str:
     _style(ax, "money")
     ax.set_ylim(bottom=min(0.0, float(np.nanmin(months.to_numpy(dtype=float)))))
     ax.legend(frameon=False, fontsize=8)
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 def nps_distribution_chart(counts: pd.Series) -> str:
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     ax.bar(counts.index, counts.to_numpy(), color=NPS_COLOURS)
     ax.set_xticks(list(counts.index))
     ax.set_xlabel("Score")
     _style(ax, "count")
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 # --- page ------------------------------------------------------------------------------

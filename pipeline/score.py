@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.frame import build_features, feature_catalog
 from features.population import build_active_spine
+from models.evaluate import population_stability_index
 from models.explain import top_reasons
 from pipeline import tracking
 from pipeline.at_risk import (
@@ -31,13 +32,16 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.files import atomic_directory, file_sha256
 from pipeline.lock import run_lock
 from pipeline.logs import stage
+from pipeline.summary import render_summary
 from pipeline.tables import Tables
 
 log = logging.getLogger(__name__)
 
 
-def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, clv_model) -> pd.DataFrame:
-    """Churn probability, CLV, tier, reasons, segment and action for every active customer."""
+def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, clv_model
+                    ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Churn probability, CLV, tier, reasons, segment and action for every active customer,
+    and the population stability index of the score and top features against training."""
     spine = build_active_spine(tables, [as_of], cfg.churn)
     if spine.empty:
         raise DataError(
@@ -61,6 +65,8 @@ def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, cl
                 main[position] = family
         info["customers_with_reasons"] = int(carries_reasons.sum())
     member = features["is_loyalty_member"] if "is_loyalty_member" in features else None
+    drift = {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
+             for name, values in churn_model.drift_inputs(features, probability).items()}
     return pd.DataFrame({
         "customer_id": features["customer_id"].astype(str),
         "churn_probability": probability,
@@ -69,7 +75,27 @@ def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, cl
         "top_reasons": texts,
         "segment": assign_segments(features, cfg.scoring.segments).to_numpy(),
         "recommended_action": recommend_actions(tiers, main, clv, member, cfg.scoring.actions),
-    })
+    }), drift
+
+
+def drift_reference(churn_model) -> dict[str, dict]:
+    """Training-time distributions stored in the model; models logged before the drift guard
+    existed carry none, and are scored without it."""
+    return getattr(churn_model, "reference", {})
+
+
+def check_drift(drift: dict[str, float], cfg) -> list[str]:
+    """Warnings for drifted inputs; stop the run when any drifted past the failure level."""
+    failed = {k: v for k, v in drift.items() if v > cfg.drift_fail_psi}
+    if failed:
+        raise DataError(
+            f"Input drift above scoring.drift_fail_psi={cfg.drift_fail_psi}: {failed} (population stability "
+            "index against the training data). Check the input data, or retrain with `make train`."
+        )
+    warnings = [f"{k} drifted: PSI {v:.3f} > {cfg.drift_warn_psi}" for k, v in drift.items() if v > cfg.drift_warn_psi]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
 
 
 def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
@@ -91,8 +117,9 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     clv = tracking.load_champion(client, cfg.tracking.clv_model_name)
     log.info("champions: %s v%s, %s v%s", churn.name, churn.version, clv.name, clv.version)
     with stage("score active customers") as info:
-        scored = score_customers(tables, cfg, as_of, churn.fitted, clv.fitted)
+        scored, drift = score_customers(tables, cfg, as_of, churn.fitted, clv.fitted)
         info["customers"] = len(scored)
+    warnings = check_drift(drift, cfg.scoring)
     at_risk = build_at_risk_list(scored, as_of, churn.version, clv.version,
                                  passthrough_columns(tables, cfg.scoring.passthrough_columns), cfg.scoring)
     manifest = {
@@ -105,6 +132,8 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
         "customers_per_tier": {t: int((scored["risk_tier"] == t).sum()) for t in TIERS},
         "total_value_at_risk": round(float((scored["churn_probability"] * scored["predicted_clv"]).sum()), 2),
         "quarantined_rows": tables.quarantined,
+        "drift_psi": drift,
+        "warnings": warnings,
         "run_started_at": started.isoformat(timespec="seconds"),
     }
     if dry_run:
@@ -113,6 +142,8 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     target = cfg.scoring.output_dir / as_of.isoformat()
     with run_lock(cfg.scoring.output_dir), atomic_directory(target) as staging:
         written = write_at_risk_files(at_risk, staging, cfg.scoring)
+        (staging / "summary.html").write_text(
+            render_summary(scored, as_of, manifest, drift_reference(churn.fitted).get("churn_probability")), encoding="utf-8")
         manifest["outputs"] = {
             name: {"rows": len(at_risk), "sha256": file_sha256(staging / name)} for name in written.values()
         }

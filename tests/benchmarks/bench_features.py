@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -96,8 +97,12 @@ def main() -> None:
             print("   " + describe(runs[-1]), flush=True)
         results[name] = fastest(runs)
 
+    versions = sorted({result.get("code", "?") for result in results.values()})
+    if len(versions) > 1:
+        print(f"WARNING: the code changed during the run ({', '.join(versions)}); rerun for comparable figures")
     summary = {
         "customers": args.customers,
+        "code": versions,
         "seed": args.seed,
         "cutoff": CUTOFF.isoformat(),
         "stack_cutoffs": [c.isoformat() for c in monthly_cutoffs(CUTOFF, STACK_SIZE)],
@@ -196,7 +201,7 @@ def _met(value: float | None, kind: str, bound: float) -> bool | None:
 
 
 def report(summary: dict) -> None:
-    print(f"\n== {summary['customers']:,} customers, cutoff {summary['cutoff']}, "
+    print(f"\n== {summary['customers']:,} customers, code {', '.join(summary['code'])}, cutoff {summary['cutoff']}, "
           f"stack {summary['stack_cutoffs'][0]} .. {summary['stack_cutoffs'][-1]} "
           f"(duckdb {summary['duckdb']}, pandas {summary['pandas']})")
     print("   " + ", ".join(f"{name} {count:,}" for name, count in summary["table_rows"].items()))
@@ -278,13 +283,28 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def code_version() -> str:
+    """The commit, and a hash of the sources under measurement (they may change during a long run
+    when others work in the same checkout)."""
+    root = Path(__file__).resolve().parents[2]
+    sources = sorted((root / "features").glob("*.py"))
+    sources += [root / "pipeline" / f"{name}.py" for name in ("tables", "contract", "config", "train")]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources if path.is_file())).hexdigest()
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        head = "unknown"
+    return f"{head} (sources {digest[:10]})"
+
+
 def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -> dict:
     stage_times = StageTimes()
     frame_log = logging.getLogger("features.frame")
     frame_log.setLevel(logging.INFO)
     frame_log.addHandler(stage_times)
     frame_log.propagate = False
-    result: dict = {}
+    result: dict = {"code": code_version()}  # others may commit while a long run goes on
     if name == "generate":
         clock = Clock()
         result["rows"] = generate_world(world, customers, seed)
@@ -354,8 +374,9 @@ def duckdb_rfm(world: Path) -> pd.DataFrame:
 
 def pandas_rfm(world: Path) -> pd.DataFrame:
     """The RFM stage as one would write it in pandas: read, filter, one groupby. It covers
-    recency, first purchase, windowed counts and revenue, totals, average order value,
-    trend, distinct categories, discounts and refunds; not the gaps between purchases."""
+    recency, first purchase, windowed counts and revenue, totals, distinct purchase days,
+    average order value, trend, distinct categories, discounts and refunds; not the gaps
+    between purchases (mean, spread, overdue ratio)."""
     cfg = Config()
     windows, trend = cfg.features.windows, cfg.features.trend_days
     cutoff = pd.Timestamp(CUTOFF)
@@ -378,6 +399,7 @@ def pandas_rfm(world: Path) -> pd.DataFrame:
         "refund": ~is_purchase,
         "refunded": (-amount).where(~is_purchase, 0.0),
         "purchase_category": tx["category"].where(is_purchase),
+        "purchase_day": tx["purchased_at"].dt.floor("D").where(is_purchase),
         "recent": is_purchase & (age < trend),
         "earlier": is_purchase & (age >= trend) & (age < 2 * trend),
     })
@@ -391,6 +413,7 @@ def pandas_rfm(world: Path) -> pd.DataFrame:
     agg["days_since_last_purchase"] = grouped["purchase_age"].min()
     agg["days_since_first_purchase"] = grouped["purchase_age"].max()
     agg["distinct_categories"] = grouped["purchase_category"].nunique()
+    agg["purchase_days_total"] = grouped["purchase_day"].nunique()
     agg = agg.rename(columns={"purchase": "purchases_total", "amount": "revenue_total", "refund": "refunds_total"})
     agg["average_order_value"] = agg["purchased"] / agg["purchases_total"].where(agg["purchases_total"] > 0)
     agg["purchase_trend"] = (agg["recent"] + 1.0) / (agg["earlier"] + 1.0)
