@@ -18,6 +18,10 @@ from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
 DEFAULT_PARAMS: dict = {
+    # One thread: LightGBM's OpenMP threads wait for each other at every step, and on a shared
+    # or busy 2-core machine (a parallel test run, a neighbour's job) two threads were seen
+    # running 100x slower. Set n_jobs in model.churn_params on a dedicated machine.
+    "n_jobs": 1,
     "n_estimators": 600,
     "learning_rate": 0.03,
     "num_leaves": 31,
@@ -32,7 +36,7 @@ EARLY_STOPPING_ROUNDS = 50
 
 def lightgbm_settings(seed: int) -> dict:
     """Settings that make a fit reproducible on any machine with the locked versions."""
-    return {"random_state": seed, "deterministic": True, "force_row_wise": True, "n_jobs": 2, "verbose": -1}
+    return {"random_state": seed, "deterministic": True, "force_row_wise": True, "verbose": -1}
 
 
 @dataclass

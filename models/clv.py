@@ -16,6 +16,7 @@ from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
 DEFAULT_PARAMS: dict = {
+    "n_jobs": 1,  # see models/churn.py
     "objective": "tweedie",
     "tweedie_variance_power": 1.3,
     "n_estimators": 600,

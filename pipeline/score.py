@@ -142,8 +142,8 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     target = cfg.scoring.output_dir / as_of.isoformat()
     with run_lock(cfg.scoring.output_dir), atomic_directory(target) as staging:
         written = write_at_risk_files(at_risk, staging, cfg.scoring)
-        (staging / "summary.html").write_text(
-            render_summary(scored, as_of, manifest, drift_reference(churn.fitted).get("churn_probability")), encoding="utf-8")
+        reference = drift_reference(churn.fitted).get("churn_probability")
+        (staging / "summary.html").write_text(render_summary(scored, as_of, manifest, reference), encoding="utf-8")
         manifest["outputs"] = {
             name: {"rows": len(at_risk), "sha256": file_sha256(staging / name)} for name in written.values()
         }
