@@ -35,7 +35,7 @@ def common_reasons(scored: pd.DataFrame, top: int = 10) -> pd.Series:
 
 
 def _tier_chart(scored: pd.DataFrame) -> str:
-    figure = new_figure(5.5, 2.8)
+    figure = new_figure(5.5, 2.8, fit=True)
     ax = figure.add_subplot()
     counts = scored["risk_tier"].value_counts().reindex(TIERS, fill_value=0)
     ax.bar(counts.index, counts.to_numpy(), color=[TIER_COLOURS[t] for t in counts.index])
@@ -44,7 +44,7 @@ def _tier_chart(scored: pd.DataFrame) -> str:
 
 
 def _segment_chart(table: pd.DataFrame) -> str:
-    figure = new_figure(7.2, 3.2)
+    figure = new_figure(7.2, 3.2, fit=True)
     ax = figure.add_subplot()
     left = np.zeros(len(table))
     for tier in TIERS:
@@ -57,7 +57,7 @@ def _segment_chart(table: pd.DataFrame) -> str:
 
 
 def _reasons_chart(reasons: pd.Series) -> str:
-    figure = new_figure(7.2, 0.3 * len(reasons) + 1.0)
+    figure = new_figure(7.2, 0.3 * len(reasons) + 1.0, fit=True)
     ax = figure.add_subplot()
     ax.barh(reasons.index[::-1], reasons.to_numpy()[::-1], color="#4c72b0")
     ax.set(xlabel="customers", title="Most common reasons (# = a number)")
@@ -69,7 +69,7 @@ def _distribution_chart(probability: np.ndarray, reference: dict) -> str:
     edges = np.asarray(reference["edges"])
     then = np.asarray(reference["shares"])[:-1]  # the last share is for missing scores
     now = np.bincount(np.searchsorted(edges, probability, side="right"), minlength=len(edges) + 1) / len(probability)
-    figure = new_figure(7.2, 3.0)
+    figure = new_figure(7.2, 3.0, fit=True)
     ax = figure.add_subplot()
     x = np.arange(len(then))
     ax.bar(x - 0.2, then, width=0.4, label="validation (training time)", color="#8c8c8c")

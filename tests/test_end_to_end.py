@@ -30,6 +30,10 @@ def test_demo_writes_a_real_at_risk_list(demo_run):
     assert manifest["customers_scored"] == len(at_risk)
     assert sum(manifest["customers_per_tier"].values()) == len(at_risk)
     assert manifest["outputs"]["at_risk.csv"]["rows"] == len(at_risk)
+    assert {"churn_probability", "days_since_last_purchase"} <= set(manifest["drift_psi"])
+    assert all(0 <= psi < 0.5 for psi in manifest["drift_psi"].values())
+    summary = (listing / "summary.html").read_text()
+    assert summary.count('<img src="data:image/png;base64,') == 4 and "http" not in summary
 
 
 def test_scoring_again_gives_the_same_bytes(demo_run):
