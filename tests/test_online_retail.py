@@ -34,3 +34,5 @@ def test_train_and_score_on_online_retail(tmp_path, monkeypatch):
     assert scored.exit_code == 0, scored.output
     at_risk = pd.read_csv(tmp_path / "at_risk" / "2011-12-10" / "at_risk.csv", dtype={"customer_id": str})
     assert len(at_risk) > 4000 and at_risk["country"].notna().all()
+    manifest = (tmp_path / "at_risk" / "2011-12-10" / "manifest.json").read_text()
+    assert "bgnbd_gamma_gamma_clv drifted" in manifest  # the Christmas peak, reported as a warning
