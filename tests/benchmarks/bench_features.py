@@ -72,6 +72,7 @@ def main() -> None:
                         help="run each measurement this many times and keep the fastest (a busy machine is noisy)")
     parser.add_argument("--child", choices=("generate", *MEASUREMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.out = args.out.resolve()
     folder = args.out / str(args.customers)
     world = folder / "world"
     if args.child:
@@ -121,6 +122,7 @@ def main() -> None:
     if not args.keep:
         shutil.rmtree(world, ignore_errors=True)
         shutil.rmtree(folder / "quarantine", ignore_errors=True)
+        shutil.rmtree(folder / ".tmp", ignore_errors=True)
 
 
 # --- parent ----------------------------------------------------------------------------
@@ -142,7 +144,10 @@ def in_child(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--child", name, "--customers", str(args.customers),
                "--out", str(args.out), "--seed", str(args.seed)]
     began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    # In the scratch folder: DuckDB spills to ./.tmp when a query outgrows its memory limit.
+    cwd = args.out / str(args.customers)
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         print(f"   child {name} failed with exit code {done.returncode}:\n{tail}", flush=True)
