@@ -68,7 +68,7 @@ def _tables(cfg: Config, write_quarantine: bool = True):
 
     with stage("validate input tables") as info:
         tables = load_tables(cfg.data.path, dt.datetime.now(), cfg.data.quarantine_dir if write_quarantine
-                             else None, cfg.data.format)
+                             else None, cfg.data.format, cfg.data.engine_memory_gb, cfg.data.engine_dir)
         info["tables"] = len(tables.present)
     return tables
 

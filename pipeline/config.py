@@ -31,6 +31,11 @@ class DataConfig(Section):
     path: Path = Path("data/demo")
     format: Literal["auto", "csv", "parquet"] = "auto"
     quarantine_dir: Path = Path("outputs/quarantine")
+    # The embedded engine (DuckDB) keeps the validated tables in a scratch database file
+    # under engine_dir (default: the system's temporary folder) and spills there beyond
+    # engine_memory_gb, instead of growing past it.
+    engine_memory_gb: Annotated[float, Field(gt=0.1, le=1024)] = 3.0
+    engine_dir: Path | None = None
 
 
 class ChurnConfig(Section):

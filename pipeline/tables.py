@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pipeline.files import atomic_write_csv, file_sha256
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
+DEFAULT_MEMORY_GB = 3.0  # DuckDB's own cap; it spills to disk beyond it
 
 
 @dataclass
@@ -47,6 +49,13 @@ class Tables:
     files: dict[str, Path]
     row_counts: dict[str, int]
     quarantined: dict[str, int]
+    scratch: tempfile.TemporaryDirectory | None = None  # holds the engine's database file
+
+    def close(self) -> None:
+        """Close the engine and delete its scratch folder (also done when collected)."""
+        self.con.close()
+        if self.scratch is not None:
+            self.scratch.cleanup()
 
     @property
     def present(self) -> frozenset[str]:
@@ -108,9 +117,16 @@ def load_tables(
     run_started_at: dt.datetime,
     quarantine_dir: Path | None,
     fmt: str = "auto",
+    memory_limit_gb: float = DEFAULT_MEMORY_GB,
+    work_dir: Path | None = None,
 ) -> Tables:
     """Validate every input table; raise DataError listing all hard violations, otherwise
-    quarantine soft-rule rows (written to quarantine_dir when given) and return the tables."""
+    quarantine soft-rule rows (written to quarantine_dir when given) and return the tables.
+
+    The typed tables are stored once in a DuckDB database file in a scratch folder (under
+    `work_dir`, or the system's temporary folder): stored columns are compressed and scanned
+    in parallel, so the many feature and label queries that follow stay fast, and DuckDB
+    keeps within `memory_limit_gb` by evicting to that file instead of growing."""
     if not data_dir.is_dir():
         raise DataError(
             f"Data directory {data_dir} does not exist. Generate demo data with `make data`, "
@@ -124,48 +140,65 @@ def load_tables(
             f"(expected <table>.csv or <table>.parquet). Only customers and transactions are "
             "required; other tables are optional."
         )
-    con = duckdb.connect()
+    con, scratch = open_engine(memory_limit_gb, work_dir)
     violations: list[Violation] = []
     row_counts = {}
-    for name, path in files.items():
+    typed: set[str] = set()
+    for name, path in files.items():  # customers first: the other tables' soft rule reads it
         table = TABLES[name]
         _open_raw(con, table, path)
-        absent = [c.name for c in table.columns if c.required and c.name not in _raw_columns(con, name)]
+        raw_types = _raw_types(con, name)
+        absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
         if absent:
             violations.append(_missing_columns(con, table, path, absent))
             continue
-        _create_typed(con, table, path)
+        _create_typed(con, table, raw_types, "customers" in typed)
+        typed.add(name)
         row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
         if row_counts[name] == 0 and table.required:
             violations.append(Violation(name, "*", "empty table", 0, [f"{path} has no data rows"]))
             continue
-        violations += _check_rules(con, table, run_started_at)
+        violations += _check_rules(con, table, raw_types, run_started_at)
     if violations:
+        con.close()
+        scratch.cleanup()
         raise DataError(_render(violations, data_dir))
     quarantined = _quarantine(con, files, quarantine_dir)
     for name in files:
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
-    return Tables(con, files, row_counts, quarantined)
+    return Tables(con, files, row_counts, quarantined, scratch)
+
+
+def open_engine(memory_limit_gb: float = DEFAULT_MEMORY_GB,
+                work_dir: Path | None = None) -> tuple[duckdb.DuckDBPyConnection, tempfile.TemporaryDirectory]:
+    """A DuckDB database in a fresh scratch folder, capped at `memory_limit_gb`; it spills
+    into the same folder. The folder is removed when the Tables are closed or collected."""
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="churn-engine-", dir=work_dir)
+    con = duckdb.connect(str(Path(scratch.name) / "validated.duckdb"))
+    con.execute(f"SET memory_limit = '{float(memory_limit_gb):.3f}GB'")  # a float: nothing else can reach SQL
+    con.execute("SET temp_directory = $dir", {"dir": str(Path(scratch.name) / "spill")})
+    return con, scratch
 
 
 # --- reading -------------------------------------------------------------------------
 
 
 def _open_raw(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
-    """A view over the file as it is, numbered by data row, with text cells for CSV."""
+    """A view over the file as it is, numbered by data row (from 1), with text cells for CSV."""
     if path.stat().st_size == 0:
         raise DataError(f"Table {table.name}: file {path} is empty (not even a header row).")
     try:
         if path.suffix == ".parquet":
-            rel = con.read_parquet(str(path))
+            # Parquet knows each row's position: no ordered pass over the file is needed.
+            con.register(f"file_{table.name}", con.read_parquet(str(path), file_row_number=True))
+            numbered = "file_row_number + 1 AS source_row, * EXCLUDE (file_row_number)"
         else:
-            rel = con.read_csv(str(path), all_varchar=True)
-        con.register(f"file_{table.name}", rel)
-        con.execute(
-            f"CREATE TEMP VIEW raw_{table.name} AS "
-            f"SELECT row_number() OVER () AS source_row, * FROM file_{table.name}"
-        )
+            con.register(f"file_{table.name}", con.read_csv(str(path), all_varchar=True))
+            numbered = "row_number() OVER () AS source_row, *"
+        con.execute(f"CREATE TEMP VIEW raw_{table.name} AS SELECT {numbered} FROM file_{table.name}")
         con.execute(f"SELECT count(*) FROM raw_{table.name}").fetchall()
     except duckdb.Error as exc:
         hint = (
@@ -177,51 +210,78 @@ def _open_raw(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
         raise DataError(f"Table {table.name}: cannot read {path}: {first_line}. {hint}") from exc
 
 
-def _raw_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    return [c for c in con.sql(f"SELECT * FROM raw_{name} LIMIT 0").columns if c != "source_row"]
+def _raw_types(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """Column name -> the type the file stores it as (VARCHAR for every CSV column)."""
+    rel = con.sql(f"SELECT * FROM raw_{name} LIMIT 0")
+    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True) if c != "source_row"}
 
 
 def _missing_columns(con, table: Table, path: Path, absent: list[str]) -> Violation:
-    present = _raw_columns(con, table.name)
+    present = list(_raw_types(con, table.name))
     note = f"{path.name} has columns {present}"
     if len(present) == 1 and any(sep in present[0] for sep in ";,\t|"):
         note += " (one column holding separators: wrong delimiter?)"
     return Violation(table.name, ", ".join(absent), "missing column", 0, [note])
 
 
-def _create_typed(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
-    """Cast every contract column to its type; unparseable values become NULL here and are
-    caught by comparing with the raw text. CSV is materialised (parsed once); Parquet stays
-    a view so that large files are streamed, not loaded."""
-    present = set(_raw_columns(con, table.name))
+def _casts_safely(raw_type: str, sql_type: str) -> bool:
+    """True when every value of raw_type converts to sql_type (a Parquet file that already
+    has the contract's types): such columns cannot be unparseable and need no text checks."""
+    if raw_type == sql_type:
+        return True
+    return raw_type in _LOSSLESS.get(sql_type, ()) or (sql_type == "DOUBLE" and raw_type.startswith("DECIMAL"))
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_LOSSLESS = {
+    "BIGINT": _INTEGERS,
+    "DOUBLE": (*_INTEGERS, "FLOAT", "UBIGINT", "HUGEINT"),
+    "TIMESTAMP": ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"),
+}
+
+
+def _create_typed(con: duckdb.DuckDBPyConnection, table: Table, raw_types: dict[str, str],
+                  customers_known: bool) -> None:
+    """Store the table with every contract column cast to its type, once. Unparseable values
+    become NULL here and are caught by comparing with the raw text; the soft rule each row
+    breaks, if any, is stored beside it as `quarantine_reason`."""
     selects = ["source_row"]
     for col in table.columns:
-        if col.name in present:
-            selects.append(f'TRY_CAST("{col.name}" AS {SQL_TYPES[col.kind]}) AS "{col.name}"')
+        sql_type = SQL_TYPES[col.kind]
+        if col.name not in raw_types:
+            selects.append(f'CAST(NULL AS {sql_type}) AS "{col.name}"')
+        elif raw_types[col.name] == sql_type:
+            selects.append(f'"{col.name}"')
         else:
-            selects.append(f'CAST(NULL AS {SQL_TYPES[col.kind]}) AS "{col.name}"')
+            selects.append(f'TRY_CAST("{col.name}" AS {sql_type}) AS "{col.name}"')
     if table.allow_extra_columns:
         contract = set(table.column_names)
-        selects += [f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(present - contract)]
-    kind = "TABLE" if path.suffix == ".csv" else "VIEW"
-    con.execute(f"CREATE TEMP {kind} typed_{table.name} AS SELECT {', '.join(selects)} FROM raw_{table.name}")
+        selects += [f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(set(raw_types) - contract)]
+    typed = f"SELECT {', '.join(selects)} FROM raw_{table.name}"
+    reason = _soft_rule_reasons(table, customers_known)
+    if reason is not None:
+        typed = f"SELECT *, {reason} AS quarantine_reason FROM ({typed})"
+    con.execute(f"CREATE TABLE typed_{table.name} AS {typed}")
 
 
 # --- rules -----------------------------------------------------------------------------
 
 
-def _column_rules(col: Column, now_sql: str) -> dict[str, str]:
-    """SQL conditions that flag a broken rule on one row, keyed by rule name."""
+def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
+    """SQL conditions that flag a broken rule on one row, keyed by rule name. `t` is the
+    typed table; `r`, the raw file, is only needed where the cast could fail."""
     typed, raw = f't."{col.name}"', f'r."{col.name}"'
     rules = {}
+    if _casts_safely(raw_type, SQL_TYPES[col.kind]):
+        blank = f"nullif(trim({typed}), '') IS NULL" if col.kind == "string" else f"{typed} IS NULL"
+    else:
+        blank = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
+        rules[f"unparseable {col.kind}"] = f"NOT ({blank}) AND {typed} IS NULL"
+        if col.kind == "integer":
+            as_double = f"TRY_CAST({raw} AS DOUBLE)"
+            rules["not a whole number"] = f"{as_double} IS NOT NULL AND {as_double} <> round({as_double})"
     if col.required:
-        rules["missing value"] = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
-    blank = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
-    rules[f"unparseable {col.kind}"] = f"NOT ({blank}) AND {typed} IS NULL"
-    if col.kind == "integer":
-        rules["not a whole number"] = (
-            f"TRY_CAST({raw} AS DOUBLE) IS NOT NULL AND TRY_CAST({raw} AS DOUBLE) <> round(TRY_CAST({raw} AS DOUBLE))"
-        )
+        rules = {"missing value": blank} | rules
     if col.min_value is not None:
         rules[f"below minimum {col.min_value:g}"] = f"{typed} < {col.min_value}"
     if col.max_value is not None:
@@ -231,17 +291,19 @@ def _column_rules(col: Column, now_sql: str) -> dict[str, str]:
     return {f"{col.name}|{rule}": cond for rule, cond in rules.items()}
 
 
-def _check_rules(con, table: Table, run_started_at: dt.datetime) -> list[Violation]:
-    present = set(_raw_columns(con, table.name))
+def _check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime) -> list[Violation]:
     now_sql = "CAST($now AS TIMESTAMP)"
     conditions: dict[str, str] = {}
     for col in table.columns:
-        if col.name in present:
-            conditions |= _column_rules(col, now_sql)
+        if col.name in raw_types:
+            conditions |= _column_rules(col, raw_types[col.name], now_sql)
     for rule in table.order_rules:
-        if {rule.earlier, rule.later} <= present:
+        if {rule.earlier, rule.later} <= set(raw_types):
             conditions[f"{rule.later}|{rule.name}"] = f't."{rule.later}" < t."{rule.earlier}"'
-    source = f"typed_{table.name} t JOIN raw_{table.name} r USING (source_row)"
+    needs_raw = any('r."' in cond for cond in conditions.values())
+    # The raw file is joined in only when some rule reads its text (CSV, or a Parquet
+    # column stored with another type than the contract's); typed Parquet is checked in one scan.
+    source = f"typed_{table.name} t" + (f" JOIN raw_{table.name} r USING (source_row)" if needs_raw else "")
     counts_sql = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions.values())
     key = table.key
     if key:
@@ -253,7 +315,8 @@ def _check_rules(con, table: Table, run_started_at: dt.datetime) -> list[Violati
     for (rule_key, cond), count in zip(conditions.items(), counts, strict=False):
         if count:
             column, rule = rule_key.split("|")
-            examples = _examples(con, source, cond, column, run_started_at)
+            shown = f'r."{column}"' if needs_raw else f't."{column}"'
+            examples = _examples(con, source, cond, column, shown, run_started_at)
             violations.append(Violation(table.name, column, rule, count, examples))
     if key and counts[-1]:
         dup = con.execute(
@@ -265,9 +328,9 @@ def _check_rules(con, table: Table, run_started_at: dt.datetime) -> list[Violati
     return violations
 
 
-def _examples(con, source: str, cond: str, column: str, now: dt.datetime) -> list[str]:
+def _examples(con, source: str, cond: str, column: str, shown: str, now: dt.datetime) -> list[str]:
     rows = con.execute(
-        f'SELECT source_row, CAST(r."{column}" AS VARCHAR) FROM {source} WHERE {cond} '
+        f"SELECT source_row, CAST({shown} AS VARCHAR) FROM {source} WHERE {cond} "
         f"ORDER BY source_row LIMIT {MAX_EXAMPLES}",
         _params_used(cond, now=now),
     ).fetchall()
@@ -291,10 +354,10 @@ def _render(violations: list[Violation], data_dir: Path) -> str:
 # --- quarantine ------------------------------------------------------------------------
 
 
-def _soft_rule_reasons(table: Table) -> str | None:
+def _soft_rule_reasons(table: Table, customers_known: bool) -> str | None:
     """A SQL CASE naming the soft rule a row breaks, or None when the table has none."""
     whens = []
-    if table.references_customers:
+    if table.references_customers and customers_known:
         whens.append("WHEN customer_id NOT IN (SELECT customer_id FROM typed_customers) "
                      "THEN 'customer not in customers'")
     if table.quarantine_zero:
@@ -303,22 +366,17 @@ def _soft_rule_reasons(table: Table) -> str | None:
 
 
 def _quarantine(con, files: dict[str, Path], quarantine_dir: Path | None) -> dict[str, int]:
+    """Expose each clean table as a view named after it; write the set-aside rows out."""
     counts = {}
     for name in files:
-        table = TABLES[name]
-        reason = _soft_rule_reasons(table)
-        columns = ", ".join(
-            c for c in con.sql(f"SELECT * FROM typed_{name} LIMIT 0").columns if c != "source_row"
-        )
-        if reason is None:
+        stored = con.sql(f"SELECT * FROM typed_{name} LIMIT 0").columns
+        columns = ", ".join(f'"{c}"' for c in stored if c not in ("source_row", "quarantine_reason"))
+        if "quarantine_reason" not in stored:
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name}")
             continue
-        con.execute(
-            f"CREATE TEMP VIEW flagged_{name} AS SELECT *, {reason} AS quarantine_reason FROM typed_{name}"
-        )
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM flagged_{name} WHERE quarantine_reason IS NULL")
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name} WHERE quarantine_reason IS NULL")
         bad = con.execute(
-            f"SELECT source_row, quarantine_reason, {columns} FROM flagged_{name} "
+            f"SELECT source_row, quarantine_reason, {columns} FROM typed_{name} "
             "WHERE quarantine_reason IS NOT NULL ORDER BY source_row"
         ).df()
         counts[name] = len(bad)

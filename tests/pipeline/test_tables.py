@@ -134,3 +134,46 @@ def test_empty_file_wrong_encoding_and_wrong_delimiter(tmp_path, tiny_dir):
 def test_missing_data_folder_says_how_to_fix(tmp_path):
     with pytest.raises(DataError, match="make data"):
         load(tmp_path / "nowhere")
+
+
+def typed_parquet_world(folder: Path) -> Path:
+    """The tiny world as Parquet files with the contract's types (as the generator writes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_tables = load(write_world(folder / "csv", tiny_world()))
+    for name in csv_tables.present:
+        csv_tables.query(f"SELECT * FROM {name}").to_parquet(folder / f"{name}.parquet", index=False)
+    csv_tables.close()
+    return folder
+
+
+def test_typed_parquet_loads_like_the_same_csv(tmp_path, tiny_dir):
+    from_csv, from_parquet = load(tiny_dir), load(typed_parquet_world(tmp_path / "pq"))
+    for name in from_csv.present:
+        expected = from_csv.query(f"SELECT * FROM {name} ORDER BY ALL")
+        pd.testing.assert_frame_equal(from_parquet.query(f"SELECT * FROM {name} ORDER BY ALL"), expected)
+
+
+def test_parquet_violations_name_the_file_row(tmp_path):
+    folder = typed_parquet_world(tmp_path / "pq")
+    frame = pd.read_parquet(folder / "transactions.parquet")
+    frame.loc[4, "discount_amount"] = -1.0  # typed column: checked without the raw text
+    frame.loc[6, "transaction_id"] = frame.loc[2, "transaction_id"]
+    frame.to_parquet(folder / "transactions.parquet", index=False)
+    surveys = pd.read_parquet(folder / "surveys.parquet")
+    surveys["nps_score"] = surveys["nps_score"].astype(str)  # stored as text: parsed and checked
+    surveys.loc[1, "nps_score"] = "ten"
+    surveys.to_parquet(folder / "surveys.parquet", index=False)
+    with pytest.raises(DataError) as error:
+        load(folder)
+    message = str(error.value)
+    assert "transactions.discount_amount [below minimum 0]: 1 row(s); e.g. row 5: discount_amount='-1.0'" in message
+    assert "on rows [3, 7]" in message
+    assert "surveys.nps_score [unparseable integer]: 1 row(s); e.g. row 2: nps_score='ten'" in message
+
+
+def test_closing_the_tables_removes_the_engine_scratch_folder(tiny_dir, tmp_path):
+    tables = load_tables(tiny_dir, RUN_AT, None, work_dir=tmp_path / "engine")
+    scratch = Path(tables.scratch.name)
+    assert (scratch / "validated.duckdb").is_file()
+    tables.close()
+    assert not scratch.exists()
