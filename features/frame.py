@@ -49,20 +49,21 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     stage whose table is present. Categorical features stay plain text (missing: NaN), as a
     client of the logged model would send them; the model turns them into categories."""
     frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
+    kinds = {feature.name: feature.kind for feature in feature_catalog(cfg)}
+    parts = [frame]
     for stage in STAGES:
         if not tables.has(stage.table):
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
             continue
         started = time.perf_counter()
-        part = stage.build(tables, frame, cfg)
-        frame = pd.concat([frame, part.drop(columns=KEYS)], axis=1)
-        log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, part.shape[1] - 2,
-                 f"{len(part):,}", time.perf_counter() - started)
-    for feature in feature_catalog(cfg):
-        if feature.name not in frame:
-            continue
-        if feature.kind == "categorical":
-            frame[feature.name] = frame[feature.name].astype("str")
-        else:  # one numeric dtype with NaN for missing, whatever the engine returned
-            frame[feature.name] = pd.to_numeric(frame[feature.name]).astype("float64")
-    return frame
+        part = stage.build(tables, frame, cfg).drop(columns=KEYS)
+        for name in part.columns:  # one dtype per kind, whatever the engine returned
+            if kinds[name] == "categorical":
+                part[name] = part[name].astype("str")
+            else:  # float64 with NaN for missing
+                part[name] = pd.to_numeric(part[name]).astype("float64")
+        parts.append(part)
+        log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, part.shape[1], f"{len(part):,}",
+                 time.perf_counter() - started)
+    # one concatenation at the end: the frame is copied once, not once per stage
+    return pd.concat(parts, axis=1)

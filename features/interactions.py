@@ -38,30 +38,38 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
     params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
+    windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
     per_channel = []
     for i, ch in enumerate(cfg.channels):
         per_channel += [
-            f"count(*) FILTER (WHERE channel = $ch{i} AND age_days < $w{w}) AS {ch}_interactions_{w}d"
+            f"coalesce(sum(events_{w}d) FILTER (WHERE lower(channel) = $ch{i}), 0) AS {ch}_interactions_{w}d"
             for w in cfg.windows
         ]
-        per_channel.append(f"min(age_days) FILTER (WHERE channel = $ch{i}) AS days_since_last_{ch}_interaction")
+        per_channel.append(
+            f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
+        )
     sql = f"""
     WITH history AS (
-        SELECT s.customer_id, s.cutoff_date, lower(i.channel) AS channel,
+        SELECT s.customer_id, s.cutoff_date, i.channel,
                date_diff('day', i.occurred_at, s.cutoff_date) AS age_days
         FROM spine s JOIN interactions i
           ON i.customer_id = s.customer_id AND i.occurred_at < s.cutoff_date
     ),
-    agg AS (
-        SELECT customer_id, cutoff_date, {", ".join(per_channel)},
-            min(age_days) AS days_since_last_interaction,
-            count(*) AS interactions_total,
-            count(*) FILTER (WHERE age_days < $trend) AS recent,
-            count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
-        FROM history GROUP BY customer_id, cutoff_date
+    by_channel AS (
+        -- one row per customer, cutoff and channel as written in the data: channel names
+        -- are then compared on these few rows, not on every event
+        SELECT customer_id, cutoff_date, channel, {windowed},
+               min(age_days) AS days_since_last,
+               count(*) AS events_total,
+               count(*) FILTER (WHERE age_days < $trend) AS recent,
+               count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
+        FROM history GROUP BY customer_id, cutoff_date, channel
     )
-    SELECT *, (recent + 1.0) / (earlier + 1.0) AS engagement_trend
-    FROM agg
+    SELECT customer_id, cutoff_date, {", ".join(per_channel)},
+        min(days_since_last) AS days_since_last_interaction,
+        sum(events_total) AS interactions_total,
+        (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
+    FROM by_channel GROUP BY customer_id, cutoff_date
     """
     return sql, params
 

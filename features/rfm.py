@@ -53,24 +53,16 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         for w in cfg.windows
     )
     sql = f"""
-    WITH purchases AS (
-        -- The gap to the customer's previous purchase only looks backwards in time, so it
-        -- can be computed once for all cutoffs. Money is summed as DECIMAL: floating-point
-        -- sums depend on the order of parallel work, and scores must not.
-        SELECT customer_id, purchased_at, category,
-               CAST(amount AS DECIMAL(38, 6)) AS amount,
-               CAST(discount_amount AS DECIMAL(38, 6)) AS discount_amount,
-               amount > 0 AS is_purchase,
-               CASE WHEN amount > 0 THEN date_diff('day',
-                   lag(purchased_at) OVER (PARTITION BY customer_id, amount > 0 ORDER BY purchased_at),
-                   purchased_at) END AS gap_days
-        FROM transactions
-    ),
-    history AS (
-        SELECT s.customer_id, s.cutoff_date, p.*,
-               date_diff('day', p.purchased_at, s.cutoff_date) AS age_days
-        FROM spine s JOIN purchases p
-          ON p.customer_id = s.customer_id AND p.purchased_at < s.cutoff_date
+    WITH history AS (
+        -- Money is summed as DECIMAL: floating-point sums depend on the order of parallel
+        -- work, and scores must not.
+        SELECT s.customer_id, s.cutoff_date,
+               CAST(t.amount AS DECIMAL(38, 6)) AS amount,
+               CAST(t.discount_amount AS DECIMAL(38, 6)) AS discount_amount,
+               t.amount > 0 AS is_purchase,
+               date_diff('day', t.purchased_at, s.cutoff_date) AS age_days
+        FROM spine s JOIN transactions t
+          ON t.customer_id = s.customer_id AND t.purchased_at < s.cutoff_date
     ),
     agg AS (
         SELECT customer_id, cutoff_date,
@@ -78,30 +70,61 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             max(age_days) FILTER (WHERE is_purchase) AS days_since_first_purchase,
             {windowed},
             count(*) FILTER (WHERE is_purchase) AS purchases_total,
-            count(DISTINCT CAST(purchased_at AS DATE)) FILTER (WHERE is_purchase) AS purchase_days_total,
             sum(amount) AS revenue_total,
             avg(amount) FILTER (WHERE is_purchase) AS average_order_value,
-            avg(gap_days) AS mean_days_between_purchases,
-            -- sample standard deviation from exact integer sums (order-independent)
-            sqrt((sum(gap_days * gap_days) - sum(gap_days) * sum(gap_days) / count(gap_days))
-                 / nullif(count(gap_days) - 1, 0)) AS std_days_between_purchases,
             count(*) FILTER (WHERE is_purchase AND age_days < $trend) AS recent_purchases,
             count(*) FILTER (WHERE is_purchase AND age_days >= $trend AND age_days < 2 * $trend)
                 AS earlier_purchases,
-            count(DISTINCT category) FILTER (WHERE is_purchase) AS distinct_categories,
             sum(discount_amount) FILTER (WHERE is_purchase) AS discounted,
             sum(amount) FILTER (WHERE is_purchase) AS purchased,
             count(*) FILTER (WHERE NOT is_purchase) AS refunds_total,
             -sum(amount) FILTER (WHERE NOT is_purchase) AS refunded
         FROM history GROUP BY customer_id, cutoff_date
+    ),
+    purchase_gaps AS (
+        -- The days since the customer's previous purchase only look back in time, so one
+        -- pass over the purchases (two columns, the cheapest sort) serves every cutoff.
+        SELECT customer_id, purchased_at,
+               date_diff('day', lag(purchased_at) OVER (PARTITION BY customer_id ORDER BY purchased_at),
+                         purchased_at) AS gap_days
+        FROM transactions WHERE amount > 0 AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+    ),
+    gaps AS (
+        SELECT s.customer_id, s.cutoff_date,
+            -- a purchase on a new calendar day: the first one, or one a day or more after the last
+            count(*) FILTER (WHERE coalesce(g.gap_days, 1) > 0) AS purchase_days_total,
+            avg(g.gap_days) AS mean_days_between_purchases,
+            -- sample standard deviation from exact integer sums (order-independent)
+            sqrt((sum(g.gap_days * g.gap_days) - sum(g.gap_days) * sum(g.gap_days) / count(g.gap_days))
+                 / nullif(count(g.gap_days) - 1, 0)) AS std_days_between_purchases
+        FROM spine s JOIN purchase_gaps g
+          ON g.customer_id = s.customer_id AND g.purchased_at < s.cutoff_date
+        GROUP BY s.customer_id, s.cutoff_date
+    ),
+    first_in_category AS (
+        -- when each category was first bought: a small table, instead of a distinct count
+        -- over every purchase at every cutoff
+        SELECT customer_id, category, min(purchased_at) AS first_bought_at
+        FROM transactions
+        WHERE amount > 0 AND category IS NOT NULL AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+        GROUP BY customer_id, category
+    ),
+    categories AS (
+        SELECT s.customer_id, s.cutoff_date, count(*) AS distinct_categories
+        FROM spine s JOIN first_in_category f
+          ON f.customer_id = s.customer_id AND f.first_bought_at < s.cutoff_date
+        GROUP BY s.customer_id, s.cutoff_date
     )
-    SELECT *,  -- the helper aggregates are not features; run_stage_query keeps only features
-        days_since_last_purchase / nullif(mean_days_between_purchases, 0) AS overdue_ratio,
+    SELECT agg.*, gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
+        categories.distinct_categories,  -- run_stage_query keeps only the features
+        days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
         -- +1 on both sides keeps the ratio defined for customers new to either period.
         (recent_purchases + 1.0) / (earlier_purchases + 1.0) AS purchase_trend,
         discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
         coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
     FROM agg
+    LEFT JOIN gaps ON gaps.customer_id = agg.customer_id AND gaps.cutoff_date = agg.cutoff_date
+    LEFT JOIN categories ON categories.customer_id = agg.customer_id AND categories.cutoff_date = agg.cutoff_date
     """
     return sql, params
 
