@@ -35,9 +35,20 @@ def run_stage_query(
 
     The SQL returns rows only for customers with events; here every spine row gets one
     row, in key order. Counts are 0 for customers without events (zero in the window),
-    while recencies and averages stay missing (it never happened)."""
-    found = tables.query_with("spine", spine[KEYS], sql, params)
-    frame = spine[KEYS].merge(found, how="left", on=KEYS, validate="one_to_one")
-    frame[zero_when_no_events] = frame[zero_when_no_events].fillna(0)
-    frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
-    return frame[KEYS + [f.name for f in features]]
+    while recencies and averages stay missing (it never happened). The engine does the
+    matching and the typing (text for categoricals, DOUBLE for the rest: exact sums are cast
+    once summed), so only the finished features travel to Python."""
+    columns = []
+    for feature in features:
+        value = f'found."{feature.name}"'
+        if feature.name in zero_when_no_events:
+            value = f"coalesce({value}, 0)"
+        sql_type = "VARCHAR" if feature.kind == "categorical" else "DOUBLE"
+        columns.append(f'CAST({value} AS {sql_type}) AS "{feature.name}"')
+    matched = f"""
+    WITH found AS ({sql})
+    SELECT s.customer_id, s.cutoff_date, {", ".join(columns)}
+    FROM spine s LEFT JOIN found ON found.customer_id = s.customer_id AND found.cutoff_date = s.cutoff_date
+    ORDER BY s.customer_id, s.cutoff_date
+    """
+    return tables.query_with("spine", spine[KEYS], matched, params)
