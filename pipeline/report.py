@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline.backtest import Backtest, run_backtest
 from pipeline.charts import data_uri, new_figure
 from pipeline.config import ChurnConfig, Config
 from pipeline.files import atomic_write_csv, atomic_write_text
@@ -67,19 +68,26 @@ NAMES: dict[str, str] = {column: name for column, name, _ in FIGURES}
 
 
 def build_kpi_report(
-    tables: Tables, cfg: Config, start: dt.date, end: dt.date, period: Literal["month", "quarter"], out_dir: Path
+    tables: Tables, cfg: Config, start: dt.date, end: dt.date, period: Literal["month", "quarter"], out_dir: Path,
+    with_backtest: bool = True,
 ) -> dict[str, Path]:
     """Compute the retention KPIs per period in [start, end), write out_dir/kpi_report.html
-    (self-contained) and CSVs (out_dir/kpis.csv, out_dir/cohort_retention.csv), atomically
-    (write beside, then rename). Return {'html': path, 'kpis': path, 'cohorts': path}."""
+    (self-contained) and CSVs (out_dir/kpis.csv, out_dir/cohort_retention.csv and, when
+    champion models exist, out_dir/backtest.csv), atomically (write beside, then rename).
+    Return {'html': path, 'kpis': path, 'cohorts': path[, 'backtest': path]}."""
     paths = {"html": out_dir / "kpi_report.html", "kpis": out_dir / "kpis.csv",
              "cohorts": out_dir / "cohort_retention.csv"}
     with stage("kpi report") as info:
         results = compute_kpis(tables, cfg.churn, start, end, period)
+        if with_backtest:
+            results.backtest = run_backtest(tables, cfg, min(end, results.window_end))
         # Draw first: a failing chart then leaves the previous report's files untouched.
         page = render_html(results, cfg.churn, start, end, period)
         atomic_write_csv(_for_csv(results.kpis), paths["kpis"])
         atomic_write_csv(_for_csv(results.cohort_retention), paths["cohorts"])
+        if results.backtest is not None:
+            paths["backtest"] = out_dir / "backtest.csv"
+            atomic_write_csv(_for_csv(results.backtest.cutoffs), paths["backtest"])
         atomic_write_text(page, paths["html"])
         info["periods"], info["out_dir"] = len(results.periods), str(out_dir)
     return paths
@@ -286,7 +294,39 @@ def build_sections(results: KpiResults, churn: ChurnConfig) -> list[tuple[str, l
             line("Net dollar and gross revenue retention", ["net_dollar_retention", "gross_revenue_retention"],
                  d["retention_of_mrr"], "percent"),
         ]))
+    if results.backtest is not None:
+        sections.append(("Model backtest", backtest_cards(results.backtest, churn)))
     return sections
+
+
+def backtest_cards(backtest: Backtest, churn: ChurnConfig) -> list[Card]:
+    table = backtest.cutoffs
+    labels = [f"{c:%Y-%m-%d}" + ("" if role == "not trained on" else "†")
+              for c, role in zip(table["cutoff_date"], table["role"], strict=True)]
+    ahead = backtest.forecast
+    lead = (f"From {ahead['as_of']}, {format_value(ahead['customers'], 'count')} active customers: predicted churn "
+            f"rate {format_value(ahead.get('predicted_churn_rate'), 'percent')} over the next {churn.horizon_days} "
+            f"days, predicted revenue {format_value(ahead.get('predicted_revenue'), 'money')}.")
+    definition = (f"Champions {backtest.churn_model} and {backtest.clv_model}, applied at past cutoffs whose "
+                  f"label window is complete: the mean predicted churn probability of the customers active at "
+                  "the cutoff against the share of them who churned, by the definition the models are trained "
+                  "on. † marks cutoffs whose rows the training run used (to fit, calibrate or validate); the "
+                  "others it never saw. " + lead)
+    churn_card = Card("Predicted vs realised churn rate", definition, image=line_chart(labels, {
+        "Predicted churn rate": table["predicted_churn_rate"], "Realised churn rate": table["realised_churn_rate"],
+    }, "percent"))
+    rows = [[f"{r.cutoff_date:%Y-%m-%d}", r.role, format_value(r.customers, "count"),
+             format_value(r.predicted_churn_rate, "percent"), format_value(r.realised_churn_rate, "percent"),
+             format_value(r.predicted_revenue, "money"), format_value(r.realised_revenue, "money")]
+            for r in table.itertuples()]
+    revenue_card = Card("Predicted vs realised revenue", "Sum of the CLV model's predictions for the customers "
+                        "active at each cutoff against the revenue they then brought in over the CLV horizon "
+                        "(– where that window is not complete yet).", image=line_chart(labels, {
+                            "Predicted revenue": table["predicted_revenue"],
+                            "Realised revenue": table["realised_revenue"]}, "money"),
+                        table=_table(["Cutoff", "Role", "Customers", "Predicted churn", "Realised churn",
+                                      "Predicted revenue", "Realised revenue"], rows))
+    return [churn_card, revenue_card]
 
 
 def _table(header: list[str], rows: list[list[str]], first_is_label: bool = True) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from features.population import build_active_spine, build_churn_labels
 from pipeline.config import ChurnConfig
 from pipeline.errors import DataError, PipelineError
 from pipeline.tables import Tables
+
+if TYPE_CHECKING:
+    from pipeline.backtest import Backtest
 
 PeriodKind = Literal["month", "quarter"]
 DAYS_PER_YEAR = 365.25
@@ -70,6 +73,7 @@ class KpiResults:
     practice_clv: dict[str, float | None]
     skipped: dict[str, str] = field(default_factory=dict)  # section -> why it is skipped
     notes: list[str] = field(default_factory=list)
+    backtest: Backtest | None = None  # the champion models against what happened, when they exist
 
 
 # --- periods ---------------------------------------------------------------------------

@@ -74,3 +74,20 @@ def test_bad_config_and_bad_data_fail_without_traceback(tmp_path, demo_run):
     assert "Traceback" not in result.output
     result = runner.invoke(app, ["validate", "--config", str(demo_run / "config.yaml"), "--data", str(tmp_path)])
     assert result.exit_code == 3 and "Required table(s) customers, transactions not found" in result.output
+
+
+def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
+    out = demo_run / "report"
+    result = runner.invoke(app, ["report", "--config", str(demo_run / "config.yaml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    backtest = pd.read_csv(out / "backtest.csv")
+    assert len(backtest) == 6 and backtest["cutoff_date"].is_monotonic_increasing
+    assert set(backtest["role"]) <= {"trained on", "validation", "not trained on"}
+    assert "validation" in set(backtest["role"])
+    assert backtest["customers"].gt(100).all()
+    # Calibrated probabilities: on average the predicted churn rate is close to the realised one.
+    assert (backtest["predicted_churn_rate"] - backtest["realised_churn_rate"]).abs().max() < 0.1
+    assert backtest["realised_churn_rate"].between(0.05, 0.95).all()
+    page = (out / "kpi_report.html").read_text()
+    assert "Model backtest" in page and "Predicted vs realised churn rate" in page
+    assert "predicted churn rate" in page

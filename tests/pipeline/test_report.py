@@ -98,7 +98,7 @@ def monthly(tables):
 @pytest.fixture(scope="module")
 def report(tables, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return build_kpi_report(tables, CFG, START, END, "month", out)
+    return build_kpi_report(tables, CFG, START, END, "month", out, with_backtest=False)
 
 
 def assert_column(kpis: pd.DataFrame, column: str, expected: list) -> None:
@@ -323,14 +323,15 @@ def test_html_embeds_every_chart_and_no_external_url(report):
 
 
 def test_running_twice_gives_the_same_bytes(tables, report, tmp_path):
-    again = build_kpi_report(tables, CFG, START, END, "month", tmp_path / "again")
+    again = build_kpi_report(tables, CFG, START, END, "month", tmp_path / "again", with_backtest=False)
     for key in ("kpis", "cohorts", "html"):
         assert again[key].read_bytes() == report[key].read_bytes(), key
 
 
 def test_sections_of_absent_tables_are_skipped_and_said_so(tmp_path):
     world = {k: v for k, v in report_world().items() if k in ("customers", "transactions")}
-    paths = build_kpi_report(load(tmp_path / "data", world), CFG, START, END, "month", tmp_path / "out")
+    paths = build_kpi_report(load(tmp_path / "data", world), CFG, START, END, "month", tmp_path / "out",
+                             with_backtest=False)
     page = paths["html"].read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') == CORE_CHARTS
     for section, table in [("NPS", "surveys"), ("support", "support_tickets"), ("Subscriptions", "subscriptions")]:
@@ -359,3 +360,18 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
                     report["html"].resolve().as_uri()], capture_output=True, timeout=60, check=False)
     assert shot.exists() and shot.stat().st_size > 10_000
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_backtest_cutoffs_are_complete_months_and_marked_by_what_training_used():
+    from pipeline.backtest import complete_cutoffs, cutoff_role
+
+    # data until 2025-12-31, 90-day windows: the latest complete first-of-month is 2025-10-01
+    assert complete_cutoffs(dt.date(2025, 12, 31), 90, dt.date(2026, 1, 1), 3) == [
+        dt.date(2025, 8, 1), dt.date(2025, 9, 1), dt.date(2025, 10, 1)]
+    assert complete_cutoffs(dt.date(2025, 12, 31), 90, dt.date(2025, 6, 15), 2) == [
+        dt.date(2025, 5, 1), dt.date(2025, 6, 1)]
+    training, validation = [dt.date(2025, 6, 3), dt.date(2025, 7, 3)], dt.date(2025, 10, 1)
+    assert cutoff_role(dt.date(2025, 7, 3), training, validation) == "trained on"
+    assert cutoff_role(dt.date(2025, 8, 1), training, validation) == "not trained on"
+    assert cutoff_role(dt.date(2025, 10, 1), training, validation) == "validation"
+    assert cutoff_role(dt.date(2025, 10, 1), [], None) == "not trained on"
