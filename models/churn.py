@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from models.attribution import PathAttribution
 from models.evaluate import distribution_reference
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
@@ -67,9 +68,24 @@ class ChurnModel:
                 for name in getattr(self, "reference", {})}
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per-row, per-feature contributions to the churn log-odds (SHAP values)."""
-        values = self.booster.predict(self.inputs(frame), pred_contrib=True)
+        """Per-row, per-feature contributions to the churn log-odds: path attributions, fast
+        enough for every customer (models/attribution.py)."""
+        return self._paths().explain(self.booster.booster_, self.inputs(frame))
+
+    def shap_values(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values (about 1 ms a row): for samples, plots and checking `contributions`."""
+        values = self.booster.booster_.predict(self.inputs(frame), pred_contrib=True,
+                                               num_iteration=self._iterations())
         return pd.DataFrame(values[:, :-1], columns=self.schema.names, index=frame.index)
+
+    def _iterations(self) -> int | None:
+        return getattr(self.booster, "best_iteration_", None) or None
+
+    def _paths(self) -> PathAttribution:
+        # Built on first use and kept: the leaf credits depend only on the fitted trees.
+        if getattr(self, "_path_attribution", None) is None:
+            self._path_attribution = PathAttribution(self.booster.booster_, self.schema.names, self._iterations())
+        return self._path_attribution
 
 
 def train_churn_model(

@@ -148,3 +148,14 @@ def top_reasons(
     strongest = values[rows, order[:, 0]] > 0 if len(names) else np.zeros(len(rows), bool)
     main = [names[order[i, 0]] if strongest[i] else None for i in rows]
     return joined, main
+
+
+def top_reason_agreement(fast: pd.DataFrame, exact: pd.DataFrame, catalog: list[Feature]) -> float:
+    """Share of rows whose strongest risk-raising reason family is the same under the fast
+    attributions as under exact SHAP (rows where SHAP names one)."""
+    fast_families, exact_families = family_contributions(fast, catalog), family_contributions(exact, catalog)
+    named = exact_families.max(axis=1) > 0
+    if not named.any():
+        return float("nan")
+    same = fast_families.idxmax(axis=1)[named] == exact_families.idxmax(axis=1)[named]
+    return float(same.mean())

@@ -109,7 +109,8 @@ def run_training(
         clv_lifetime = fit_lifetime_model(clv_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
     with stage("train and validate churn model") as info:
         oracle = demo_world_oracle(cfg.data.path, churn_split.valid, churn_plan.validation, cfg.churn.horizon_days)
-        churn = evaluate_churn(churn_split, features, churn_params, cfg.model.seed, churn_lifetime, oracle)
+        churn = evaluate_churn(churn_split, features, churn_params, cfg.model.seed, churn_lifetime,
+                               feature_catalog(cfg.features), oracle)
         info["validation_rows"], info["roc_auc"] = len(churn_split.valid), round(churn.metrics["roc_auc"], 4)
     with stage("train and validate clv model") as info:
         clv = evaluate_clv(clv_split, features, clv_params, cfg.model.seed, clv_lifetime)

@@ -91,3 +91,13 @@ def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
     page = (out / "kpi_report.html").read_text()
     assert "Model backtest" in page and "Predicted vs realised churn rate" in page
     assert "predicted churn rate" in page
+
+
+def test_reasons_come_from_fast_attributions_that_agree_with_exact_shap(demo_run):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo_run / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("churn", "champion")
+    metrics = client.get_run(version.run_id).data.metrics
+    # the strongest reason family is the same as exact SHAP's for most validation customers
+    assert metrics["churn_reason_agreement_with_shap"] >= 0.8
