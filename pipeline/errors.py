@@ -22,3 +22,9 @@ class ModelNotFoundError(PipelineError):
 
 class RunLockedError(PipelineError):
     exit_code = 5
+
+
+class EngineMemoryError(PipelineError):
+    """The embedded engine needed more memory than data.engine_memory_gb allows."""
+
+    exit_code = 6

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.contract import SQL_TYPES, TABLES, Column, Table
-from pipeline.errors import DataError
+from pipeline.errors import DataError, EngineMemoryError
 from pipeline.files import atomic_write_csv, file_sha256
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,16 @@ class Tables:
         return table in self.present
 
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
-        return self.con.execute(sql, params or {}).df()
+        try:
+            return self.con.execute(sql, params or {}).df()
+        except duckdb.OutOfMemoryException as exc:
+            limit = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            raise EngineMemoryError(
+                f"The embedded engine ran out of its memory budget ({limit}) on a query over "
+                f"{', '.join(f'{n} ({c:,} rows)' for n, c in self.row_counts.items())}. Raise "
+                "data.engine_memory_gb in the config (this machine has room to spare if it has more "
+                "memory than that), or build fewer cutoffs at once (training.cutoffs)."
+            ) from exc
 
     def query_with(self, name: str, frame: pd.DataFrame, sql: str, params: dict | None = None) -> pd.DataFrame:
         """Run `sql` with `frame` visible as the table `name` for this query only (e.g. the

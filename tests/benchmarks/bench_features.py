@@ -70,13 +70,18 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=MEASUREMENTS, help="run only these measurements")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each measurement this many times and keep the fastest (a busy machine is noisy)")
+    parser.add_argument("--engine-memory-gb", type=float, default=3.0,
+                        help="DuckDB's memory budget in the pipeline measurements (data.engine_memory_gb)")
+    parser.add_argument("--stack-engine-memory-gb", type=float, default=10.0,
+                        help="the same for stack_12: 12 cutoffs of 1M customers outgrow 3 GB")
     parser.add_argument("--child", choices=("generate", *MEASUREMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out = args.out.resolve()
     folder = args.out / str(args.customers)
     world = folder / "world"
     if args.child:
-        print(json.dumps(run_child(args.child, world, folder, args.customers, args.seed)))
+        memory = args.stack_engine_memory_gb if args.child == "stack_12" else args.engine_memory_gb
+        print(json.dumps(run_child(args.child, world, folder, args.customers, args.seed, memory)))
         return
 
     generated = None
@@ -142,7 +147,8 @@ def table_rows(world: Path) -> dict[str, int]:
 
 def in_child(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--child", name, "--customers", str(args.customers),
-               "--out", str(args.out), "--seed", str(args.seed)]
+               "--out", str(args.out), "--seed", str(args.seed), "--engine-memory-gb", str(args.engine_memory_gb),
+               "--stack-engine-memory-gb", str(args.stack_engine_memory_gb)]
     began = time.perf_counter()
     # In the scratch folder: DuckDB spills to ./.tmp when a query outgrows its memory limit.
     cwd = args.out / str(args.customers)
@@ -303,7 +309,7 @@ def code_version() -> str:
     return f"{head} (sources {digest[:10]})"
 
 
-def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -> dict:
+def run_child(name: str, world: Path, folder: Path, customers: int, seed: int, memory_gb: float) -> dict:
     stage_times = StageTimes()
     frame_log = logging.getLogger("features.frame")
     frame_log.setLevel(logging.INFO)
@@ -322,7 +328,8 @@ def run_child(name: str, world: Path, folder: Path, customers: int, seed: int) -
     else:
         cfg = Config()
         clock = Clock()
-        tables = load_tables(world, dt.datetime.now(), folder / "quarantine", "parquet")
+        tables = load_tables(world, dt.datetime.now(), folder / "quarantine", "parquet", memory_gb)
+        result["engine_memory_gb"] = memory_gb
         clock.into(result, "validate_")
         if name != "validate":  # the step's own peak as well as the whole child's
             result["validate_peak_gb"] = peak_gb()

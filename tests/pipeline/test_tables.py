@@ -177,3 +177,13 @@ def test_closing_the_tables_removes_the_engine_scratch_folder(tiny_dir, tmp_path
     assert (scratch / "validated.duckdb").is_file()
     tables.close()
     assert not scratch.exists()
+
+
+def test_running_out_of_engine_memory_says_which_setting_to_raise(tiny_dir):
+    from pipeline.errors import EngineMemoryError
+
+    tables = load_tables(tiny_dir, RUN_AT, None, memory_limit_gb=0.02)
+    with pytest.raises(EngineMemoryError) as error:
+        tables.query("SELECT list(x) FROM range(50000000) t(x)")  # a list cannot spill to disk
+    assert "data.engine_memory_gb" in str(error.value) and "transactions (9 rows)" in str(error.value)
+    assert error.value.exit_code == 6
