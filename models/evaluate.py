@@ -46,6 +46,25 @@ def churn_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     }
 
 
+def auc_gain_interval(y_true: np.ndarray, model: np.ndarray, baseline: np.ndarray, seed: int,
+                      resamples: int = 200, level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap interval of ROC AUC(model) - ROC AUC(baseline) on the same customers:
+    is the model really ahead, or is the gap within the noise of this validation set?"""
+    y_true, model, baseline = np.asarray(y_true), np.asarray(model, dtype=float), np.asarray(baseline, dtype=float)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        if y_true[rows].min() == y_true[rows].max():
+            continue  # a resample with one class has no AUC
+        gains.append(roc_auc_score(y_true[rows], model[rows]) - roc_auc_score(y_true[rows], baseline[rows]))
+    if not gains:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(gains, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def normalized_gini(y_true: np.ndarray, pred: np.ndarray) -> float:
     """Gini of the prediction's ordering divided by the Gini of the perfect ordering."""
 

@@ -16,7 +16,7 @@ from models import plots
 from models.baselines import overdue_rule_score, predict_logistic_baseline, train_logistic_baseline
 from models.churn import ChurnModel, train_churn_model
 from models.clv import ClvModel, train_clv_model
-from models.evaluate import churn_metrics, clv_metrics, decile_table
+from models.evaluate import auc_gain_interval, churn_metrics, clv_metrics, decile_table
 from models.explain import top_reason_agreement
 from models.lifetime import LifetimeModel
 from models.probabilistic import PracticeClv
@@ -70,6 +70,10 @@ def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, l
                          ("roc_auc", "pr_auc", "top_decile_lift"))
     metrics |= _prefixed("baseline_overdue_rule", _ranking_metrics(y, scores["overdue rule"]), ("roc_auc", "pr_auc",
                                                                                                   "top_decile_lift"))
+    for prefix, name in (("baseline_logistic", "logistic regression"), ("baseline_bgnbd", "BG/NBD P(no purchase)"),
+                         ("baseline_overdue_rule", "overdue rule")):
+        low, high = auc_gain_interval(y, scores["churn model"], _ranks(scores[name]), seed)
+        metrics[f"{prefix}_auc_gain_ci_low"], metrics[f"{prefix}_auc_gain_ci_high"] = low, high
     if oracle is not None:
         scores["oracle (true probability)"] = oracle
         metrics |= _prefixed("oracle", churn_metrics(y, oracle), ("roc_auc", "pr_auc", "top_decile_lift"))
@@ -129,10 +133,15 @@ def practice_formula_clv(split: Split, lifetime: LifetimeModel) -> np.ndarray:
 
 
 def _ranking_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """Metrics of a score that is a ranking, not a probability (NaN scores rank last)."""
+    """Metrics of a score that is a ranking, not a probability."""
+    return churn_metrics(y, _ranks(score))
+
+
+def _ranks(score: np.ndarray) -> np.ndarray:
+    """Percentile ranks; NaN scores rank last."""
+    score = np.asarray(score, dtype=float)
     filled = np.where(np.isnan(score), np.nanmin(score) if np.isfinite(score).any() else 0.0, score)
-    ranks = pd.Series(filled).rank(pct=True).to_numpy()
-    return churn_metrics(y, ranks)
+    return pd.Series(filled).rank(pct=True).to_numpy()
 
 
 def _prefixed(prefix: str, metrics: dict[str, float], keep: tuple[str, ...]) -> dict[str, float]:
