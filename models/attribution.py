@@ -43,12 +43,13 @@ class PathAttribution:
         self.base_value = bias
         self.credits = sparse.csr_matrix((values, (rows, cols)), shape=(leaf_base, len(self.feature_names)))
 
-    def explain(self, booster, inputs: pd.DataFrame, chunk_rows: int = 100_000) -> pd.DataFrame:
+    def explain(self, booster, inputs: pd.DataFrame, chunk_rows: int = 100_000, threads: int = 1) -> pd.DataFrame:
         """Per row, per feature: the path attribution to the log-odds (rows of `inputs`)."""
         parts = []
         for start in range(0, len(inputs), chunk_rows):
             chunk = inputs.iloc[start:start + chunk_rows]
-            leaves = np.asarray(booster.predict(chunk, pred_leaf=True, num_iteration=self.num_iteration))
+            leaves = np.asarray(booster.predict(chunk, pred_leaf=True, num_iteration=self.num_iteration,
+                                                num_threads=threads))
             leaves = leaves.reshape(len(chunk), -1)
             n, trees = leaves.shape
             columns = (leaves + self.offsets[None, :trees]).ravel()

@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.churn import EARLY_STOPPING_ROUNDS, lightgbm_settings
+from models.churn import EARLY_STOPPING_ROUNDS, PREDICT_THREADS, lightgbm_settings
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
@@ -41,7 +41,8 @@ class ClvModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted net revenue over the horizon (never negative), one per row."""
-        return np.clip(self.booster.predict(self.schema.prepare(self.lifetime.enrich(frame))), 0.0, None)
+        inputs = self.schema.prepare(self.lifetime.enrich(frame))
+        return np.clip(self.booster.predict(inputs, num_threads=PREDICT_THREADS), 0.0, None)
 
 
 def train_clv_model(
