@@ -95,7 +95,7 @@ def forecast(tables: Tables, cfg: Config, as_of: dt.date, churn_model, clv_model
     if spine.empty:
         return {"as_of": as_of, "customers": 0}
     features = build_features(tables, spine, cfg.features)
-    return {"as_of": as_of, "customers": len(features),
+    return {"as_of": as_of, "customers": len(features), "clv_horizon_days": cfg.clv.horizon_days,
             "predicted_churn_rate": float(np.mean(churn_model.predict(features))),
             "predicted_revenue": float(np.sum(clv_model.predict(features)))}
 

@@ -347,6 +347,10 @@ def _practice_clv_table(results: KpiResults) -> str:
         ["Average lifespan (years)", format_value(clv["average_lifespan_years"], "number")],
         ["CLV", format_value(clv["clv"], "money")],
     ]
+    ahead = results.backtest.forecast if results.backtest is not None else {}
+    if ahead.get("customers"):  # the CLV model's view, beside the formula
+        rows.append([f"Model: predicted revenue per active customer, next {ahead['clv_horizon_days']} days "
+                     f"(from {ahead['as_of']})", format_value(ahead["predicted_revenue"] / ahead["customers"], "money")])
     return _table(["Figure", "Value"], rows)
 
 

@@ -91,6 +91,7 @@ def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
     page = (out / "kpi_report.html").read_text()
     assert "Model backtest" in page and "Predicted vs realised churn rate" in page
     assert "predicted churn rate" in page
+    assert "Model: predicted revenue per active customer, next " in page  # beside the practice formula
 
 
 def test_reasons_come_from_fast_attributions_that_agree_with_exact_shap(demo_run):
