@@ -349,8 +349,9 @@ def _practice_clv_table(results: KpiResults) -> str:
     ]
     ahead = results.backtest.forecast if results.backtest is not None else {}
     if ahead.get("customers"):  # the CLV model's view, beside the formula
+        per_customer = ahead["predicted_revenue"] / ahead["customers"]
         rows.append([f"Model: predicted revenue per active customer, next {ahead['clv_horizon_days']} days "
-                     f"(from {ahead['as_of']})", format_value(ahead["predicted_revenue"] / ahead["customers"], "money")])
+                     f"(from {ahead['as_of']})", format_value(per_customer, "money")])
     return _table(["Figure", "Value"], rows)
 
 
