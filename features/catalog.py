@@ -51,4 +51,8 @@ def run_stage_query(
     FROM spine s LEFT JOIN found ON found.customer_id = s.customer_id AND found.cutoff_date = s.cutoff_date
     ORDER BY s.customer_id, s.cutoff_date
     """
-    return tables.query_with("spine", spine[KEYS], matched, params)
+    frame = tables.query_with("spine", spine[KEYS], matched, params)
+    if len(frame) != len(spine):  # stages are joined side by side: a duplicated key would shift rows
+        raise RuntimeError(f"stage query returned {len(frame):,} rows for a spine of {len(spine):,}: "
+                           "the spine or the stage result repeats a (customer_id, cutoff_date)")
+    return frame

@@ -40,7 +40,7 @@ class Backtest:
 
 
 def complete_cutoffs(data_end: dt.date, horizon_days: int, until: dt.date, count: int) -> list[dt.date]:
-    """The latest `count` first-of-month dates before `until` whose label window
+    """The latest `count` first-of-month dates on or before `until` whose label window
     [cutoff, cutoff + horizon) ends by the end of the data, oldest first."""
     latest = min(data_end + dt.timedelta(days=1) - dt.timedelta(days=horizon_days), until)
     month = latest.replace(day=1)
@@ -127,10 +127,10 @@ def _training_cutoffs(run_id: str) -> tuple[list[dt.date], dt.date | None]:
     """The cutoffs the champion's training run used (logged as cutoffs.json)."""
     try:
         plan = mlflow.artifacts.load_dict(f"runs:/{run_id}/cutoffs.json")["churn"]
+        return [dt.date.fromisoformat(c) for c in plan["training"]], dt.date.fromisoformat(plan["validation"])
     except Exception as exc:  # noqa: BLE001 - an older run without the file: roles unknown
         log.warning("cannot read the champion's training cutoffs (%s); roles are left open", exc)
         return [], None
-    return [dt.date.fromisoformat(c) for c in plan["training"]], dt.date.fromisoformat(plan["validation"])
 
 
 def _store_exists(uri: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ from pipeline.report_kpis import KpiResults, compute_kpis, kpi_definitions
 from pipeline.tables import Tables
 
 Unit = Literal["count", "percent", "money", "number", "nps", "score"]
+log = logging.getLogger(__name__)
 PALETTE = ["#1f5f99", "#e07b39", "#3a9a5b", "#b8403a", "#7d5ba6", "#8c6d31"]
 NPS_COLOURS = ["#c0392b"] * 7 + ["#9e9e9e"] * 2 + ["#2e8b57"] * 2
 MRR_MOVEMENT_COLOURS = ["#2e8b57", "#1f5f99", "#e07b39", "#c0392b"]  # new, expansion, downgrade, churned
@@ -80,7 +82,11 @@ def build_kpi_report(
     with stage("kpi report") as info:
         results = compute_kpis(tables, cfg.churn, start, end, period)
         if with_backtest:
-            results.backtest = run_backtest(tables, cfg, min(end, results.window_end))
+            try:
+                results.backtest = run_backtest(tables, cfg, min(end, results.window_end))
+            except Exception as exc:  # noqa: BLE001 - the KPIs do not depend on the models: report them anyway
+                log.warning("model backtest failed: %s", exc)
+                results.notes.append(f"Model backtest left out: it failed ({exc}).")
         # Draw first: a failing chart then leaves the previous report's files untouched.
         page = render_html(results, cfg.churn, start, end, period)
         atomic_write_csv(_for_csv(results.kpis), paths["kpis"])

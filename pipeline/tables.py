@@ -150,6 +150,16 @@ def load_tables(
             "required; other tables are optional."
         )
     con, scratch = open_engine(memory_limit_gb, work_dir)
+    try:
+        return _validate(con, scratch, files, data_dir, run_started_at, quarantine_dir)
+    except BaseException:
+        con.close()  # whatever stopped validation, leave no engine file behind
+        scratch.cleanup()
+        raise
+
+
+def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_at: dt.datetime,
+              quarantine_dir: Path | None) -> Tables:
     violations: list[Violation] = []
     row_counts = {}
     typed: set[str] = set()
@@ -169,8 +179,6 @@ def load_tables(
             continue
         violations += _check_rules(con, table, raw_types, run_started_at)
     if violations:
-        con.close()
-        scratch.cleanup()
         raise DataError(_render(violations, data_dir))
     quarantined = _quarantine(con, files, quarantine_dir)
     for name in files:

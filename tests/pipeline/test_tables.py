@@ -187,3 +187,12 @@ def test_running_out_of_engine_memory_says_which_setting_to_raise(tiny_dir):
         tables.query("SELECT list(x) FROM range(50000000) t(x)")  # a list cannot spill to disk
     assert "data.engine_memory_gb" in str(error.value) and "transactions (9 rows)" in str(error.value)
     assert error.value.exit_code == 6
+
+
+def test_a_failed_validation_leaves_no_engine_files(tmp_path):
+    folder = write_world(tmp_path / "data", tiny_world())
+    (folder / "surveys.csv").write_text("")  # unreadable: stops validation half-way
+    engine = tmp_path / "engine"
+    with pytest.raises(DataError):
+        load_tables(folder, RUN_AT, None, work_dir=engine)
+    assert list(engine.iterdir()) == []
