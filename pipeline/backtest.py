@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from features.frame import build_features
-from features.population import build_active_spine, build_churn_labels, build_clv_labels
+from features.population import build_active_spine
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.logs import stage
 from pipeline.tables import Tables
+from pipeline.train import build_training_frame
 
 log = logging.getLogger(__name__)
 BACKTEST_CUTOFFS = 6
@@ -62,13 +63,12 @@ def backtest_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date], churn_mo
                    training: list[dt.date], validation: dt.date | None) -> pd.DataFrame:
     """Per cutoff: active customers, mean predicted churn probability vs the realised churn
     rate, and predicted vs realised revenue over the CLV horizon."""
-    spine = build_active_spine(tables, cutoffs, cfg.churn)
-    features = build_features(tables, spine, cfg.features)
+    features = build_training_frame(tables, cfg, cutoffs)  # the features and labels training sees
     frame = features[["cutoff_date"]].copy()
     frame["predicted_churn"] = np.asarray(churn_model.predict(features), dtype=float)
-    frame["churned"] = build_churn_labels(tables, features, cfg.churn).to_numpy()
+    frame["churned"] = features["is_churned"].to_numpy()
     frame["predicted_revenue"] = np.asarray(clv_model.predict(features), dtype=float)
-    frame["realised_revenue"] = build_clv_labels(tables, features, cfg.clv.horizon_days).to_numpy()
+    frame["realised_revenue"] = features["future_revenue"].to_numpy()
     data_end = tables.last_event_at().date()
     clv_complete = [c for c in cutoffs if c + dt.timedelta(days=cfg.clv.horizon_days) <= data_end
                     + dt.timedelta(days=1)]
