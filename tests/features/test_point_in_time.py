@@ -175,3 +175,11 @@ def test_every_catalogued_feature_is_built_and_described(tmp_path):
     assert [f.name for f in catalog] == [c for c in frame.columns if c != "cutoff_date"]
     assert all(f.description.endswith(".") and len(f.description) > 10 for f in catalog)
     assert len({f.name for f in catalog}) == len(catalog)
+
+
+def test_a_spine_with_a_repeated_key_stops_instead_of_shifting_features(tmp_path):
+    tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    spine = build_active_spine(tables, [CUTOFF], ChurnConfig())
+    repeated = pd.concat([spine, spine.head(1)], ignore_index=True)
+    with pytest.raises(RuntimeError, match="repeats a"):
+        build_features(tables, repeated, CFG)

@@ -57,3 +57,11 @@ def test_early_stopped_models_use_only_their_best_trees(fitted):
     found = paths.explain(booster, frame.head(200))
     raw = booster.predict(frame.head(200), raw_score=True, num_iteration=30)
     np.testing.assert_allclose(found.sum(axis=1) + paths.base_value, raw, atol=1e-9)
+
+
+def test_predictions_are_the_same_on_any_number_of_threads(fitted):
+    # models/churn.py predicts on every core; that must not change a single score.
+    booster, frame = fitted
+    assert np.array_equal(booster.predict(frame, num_threads=1), booster.predict(frame, num_threads=2))
+    assert np.array_equal(booster.predict(frame, pred_leaf=True, num_threads=1),
+                          booster.predict(frame, pred_leaf=True, num_threads=2))

@@ -375,3 +375,14 @@ def test_backtest_cutoffs_are_complete_months_and_marked_by_what_training_used()
     assert cutoff_role(dt.date(2025, 8, 1), training, validation) == "not trained on"
     assert cutoff_role(dt.date(2025, 10, 1), training, validation) == "validation"
     assert cutoff_role(dt.date(2025, 10, 1), [], None) == "not trained on"
+
+
+def test_a_failing_backtest_leaves_the_kpi_report_standing(tables, tmp_path, monkeypatch):
+    def broken_store(*args):
+        raise RuntimeError("tracking store unreachable")
+
+    monkeypatch.setattr("pipeline.report.run_backtest", broken_store)
+    paths = build_kpi_report(tables, CFG, START, END, "month", tmp_path / "out")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "Model backtest left out: it failed (tracking store unreachable)." in page
+    assert "backtest" not in paths and paths["kpis"].is_file()
