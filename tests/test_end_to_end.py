@@ -15,6 +15,15 @@ from tests.conftest import write_config
 runner = CliRunner()
 
 
+def demo_store(demo_run):
+    """A client of the demo run's store, registry included: without an explicit registry URI,
+    MLflow would use whatever registry an earlier test in this process pointed it at."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{demo_run / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def test_demo_writes_a_real_at_risk_list(demo_run):
     listing = demo_run / "at_risk" / "2026-01-01"
     at_risk = pd.read_csv(listing / "at_risk.csv", dtype={"customer_id": str})
@@ -47,12 +56,10 @@ def test_scoring_again_gives_the_same_bytes(demo_run):
 
 
 def test_retraining_keeps_the_champion_unless_beaten(demo_run):
-    from mlflow.tracking import MlflowClient
-
     config = str(demo_run / "config.yaml")
     result = runner.invoke(app, ["train", "--config", config])
     assert result.exit_code == 0, result.output
-    client = MlflowClient(f"sqlite:///{demo_run / 'mlflow.db'}")
+    client = demo_store(demo_run)
     versions = client.search_model_versions("name='churn'")
     assert len(versions) == 2  # earlier versions are kept
     # Same data, config and seed give the same model, which does not beat itself.
@@ -95,9 +102,7 @@ def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
 
 
 def test_reasons_come_from_fast_attributions_that_agree_with_exact_shap(demo_run):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{demo_run / 'mlflow.db'}")
+    client = demo_store(demo_run)
     version = client.get_model_version_by_alias("churn", "champion")
     metrics = client.get_run(version.run_id).data.metrics
     # the strongest reason family is the same as exact SHAP's for most validation customers
