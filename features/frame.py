@@ -1,14 +1,18 @@
 """Join every feature stage onto the customer spine: the model-ready frame.
 
-Stages run in this order; a stage whose table is absent is skipped and says so."""
+Stages run in this order; a stage whose table is absent is skipped and says so. Large
+spines are built in batches of whole customers (`features.batch_rows`), each written into
+one preallocated column per feature, so that neither the engine nor Python holds more than
+one batch of intermediate results."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
@@ -46,24 +50,55 @@ def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     """One row per spine row (customer_id, cutoff_date), one column per feature of every
-    stage whose table is present. Categorical features stay plain text (missing: NaN), as a
-    client of the logged model would send them; the model turns them into categories."""
+    stage whose table is present. Numeric features are float64 with NaN for missing;
+    categorical features stay plain text (missing: NaN), as a client of the logged model
+    would send them; the model turns them into categories."""
     frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
-    kinds = {feature.name: feature.kind for feature in feature_catalog(cfg)}
-    parts = [frame]
+    stages = []
     for stage in STAGES:
-        if not tables.has(stage.table):
+        if tables.has(stage.table):
+            stages.append(stage)
+        else:
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
-            continue
-        started = time.perf_counter()
-        part = stage.build(tables, frame, cfg).drop(columns=KEYS)
-        for name in part.columns:  # one dtype per kind, whatever the engine returned
-            if kinds[name] == "categorical":
-                part[name] = part[name].astype("str")
-            else:  # float64 with NaN for missing
-                part[name] = pd.to_numeric(part[name]).astype("float64")
-        parts.append(part)
-        log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, part.shape[1], f"{len(part):,}",
-                 time.perf_counter() - started)
-    # one concatenation at the end: the frame is copied once, not once per stage
-    return pd.concat(parts, axis=1)
+    features = [feature for stage in stages for feature in stage.catalog(cfg)]
+    numeric = {f.name: np.full(len(frame), np.nan) for f in features if f.kind == "numeric"}
+    text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
+    seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
+    batches = list(customer_batches(frame, cfg.batch_rows))
+    for number, (start, stop) in enumerate(batches, 1):
+        rows = frame.iloc[start:stop]
+        for stage in stages:
+            started = time.perf_counter()
+            part = stage.build(tables, rows, cfg)
+            for name in part.columns.drop(KEYS):
+                if name in numeric:
+                    numeric[name][start:stop] = pd.to_numeric(part[name]).to_numpy(dtype="float64", na_value=np.nan)
+                else:
+                    text[name].append(part[name].astype("str"))
+            seconds[stage.name] += time.perf_counter() - started
+        if len(batches) > 1:
+            log.info("batch %d/%d: %s spine rows", number, len(batches), f"{stop - start:,}")
+    for stage in stages:
+        log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, len(stage.catalog(cfg)),
+                 f"{len(frame):,}", seconds[stage.name])
+    columns = {name: numeric[name] if name in numeric else pd.concat(text[name], ignore_index=True)
+               for name in (f.name for f in features)}
+    # the feature arrays become the frame's columns as they are: no copy of the whole frame
+    return pd.concat([frame, pd.DataFrame(columns, copy=False)], axis=1)
+
+
+def customer_batches(frame: pd.DataFrame, batch_rows: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) row ranges of `frame` (sorted by customer) of at most about `batch_rows`
+    rows that never split a customer's cutoffs (a customer with more rows gets a batch alone)."""
+    customers = frame["customer_id"].to_numpy()
+    start = 0
+    while start < len(frame):
+        stop = min(start + batch_rows, len(frame))
+        while 0 < stop < len(frame) and customers[stop] == customers[stop - 1]:
+            stop -= 1  # back to the first row of the customer the batch would split
+        if stop <= start:  # one customer with more than batch_rows cutoffs
+            stop = start + 1
+            while stop < len(frame) and customers[stop] == customers[start]:
+                stop += 1
+        yield start, stop
+        start = stop

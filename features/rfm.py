@@ -87,7 +87,9 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         SELECT customer_id, purchased_at,
                date_diff('day', lag(purchased_at) OVER (PARTITION BY customer_id ORDER BY purchased_at),
                          purchased_at) AS gap_days
-        FROM transactions WHERE amount > 0 AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+        FROM transactions
+        WHERE amount > 0 AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+          AND customer_id IN (SELECT customer_id FROM spine)  -- only the customers asked for
     ),
     gaps AS (
         SELECT s.customer_id, s.cutoff_date,
@@ -107,6 +109,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         SELECT customer_id, category, min(purchased_at) AS first_bought_at
         FROM transactions
         WHERE amount > 0 AND category IS NOT NULL AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+          AND customer_id IN (SELECT customer_id FROM spine)
         GROUP BY customer_id, category
     ),
     categories AS (

@@ -68,6 +68,9 @@ class FeaturesConfig(Section):
         default_factory=lambda: ["email", "web", "app", "social", "phone", "store"]
     )
     ticket_resolution_target_days: Annotated[float, Field(gt=0)] = 7.0
+    # Spine rows (customer x cutoff) per engine pass. Each pass joins its customers' events
+    # to their cutoffs, so this bounds the engine's memory; a larger batch rescans less.
+    batch_rows: Annotated[int, Field(ge=1000)] = 1_500_000
 
     @model_validator(mode="after")
     def _sorted_unique_windows(self) -> FeaturesConfig:
