@@ -91,31 +91,48 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         WHERE amount > 0 AND purchased_at < (SELECT max(cutoff_date) FROM spine)
           AND customer_id IN (SELECT customer_id FROM spine)  -- only the customers asked for
     ),
-    gaps AS (
-        SELECT s.customer_id, s.cutoff_date,
+    first_cutoff_after AS (
+        -- The first cutoff after each purchase day. Totals over all time are then running
+        -- sums: each cutoff adds up the per-customer buckets of the cutoffs up to itself,
+        -- instead of joining every purchase to every later cutoff.
+        SELECT d.day, min(c.cutoff_date) AS first_cutoff
+        FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM purchase_gaps) AS d
+        JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
+        GROUP BY d.day
+    ),
+    gap_buckets AS (
+        SELECT g.customer_id, f.first_cutoff,
             -- a purchase on a new calendar day: the first one, or one a day or more after the last
-            count(*) FILTER (WHERE coalesce(g.gap_days, 1) > 0) AS purchase_days_total,
-            avg(g.gap_days) AS mean_days_between_purchases,
+            count(*) FILTER (WHERE coalesce(g.gap_days, 1) > 0) AS purchase_days,
+            count(g.gap_days) AS gaps, sum(g.gap_days) AS gap_sum, sum(g.gap_days * g.gap_days) AS gap_squares
+        FROM purchase_gaps AS g JOIN first_cutoff_after AS f ON f.day = CAST(g.purchased_at AS DATE)
+        GROUP BY g.customer_id, f.first_cutoff
+    ),
+    gaps AS (
+        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days) AS purchase_days_total,
+            sum(b.gap_sum) / nullif(sum(b.gaps), 0) AS mean_days_between_purchases,
             -- sample standard deviation from exact integer sums (order-independent)
-            sqrt((sum(g.gap_days * g.gap_days) - sum(g.gap_days) * sum(g.gap_days) / count(g.gap_days))
-                 / nullif(count(g.gap_days) - 1, 0)) AS std_days_between_purchases
-        FROM spine s JOIN purchase_gaps g
-          ON g.customer_id = s.customer_id AND g.purchased_at < s.cutoff_date
+            sqrt((sum(b.gap_squares) - sum(b.gap_sum) * sum(b.gap_sum) / sum(b.gaps))
+                 / nullif(sum(b.gaps) - 1, 0)) AS std_days_between_purchases
+        FROM spine AS s JOIN gap_buckets AS b
+          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     ),
-    first_in_category AS (
-        -- when each category was first bought: a small table, instead of a distinct count
-        -- over every purchase at every cutoff
-        SELECT customer_id, category, min(purchased_at) AS first_bought_at
-        FROM transactions
-        WHERE amount > 0 AND category IS NOT NULL AND purchased_at < (SELECT max(cutoff_date) FROM spine)
-          AND customer_id IN (SELECT customer_id FROM spine)
-        GROUP BY customer_id, category
+    category_buckets AS (
+        -- when each category was first bought, counted in the bucket of the first cutoff after it
+        SELECT f.customer_id, c.first_cutoff, count(*) AS new_categories
+        FROM (SELECT customer_id, category, CAST(min(purchased_at) AS DATE) AS day
+              FROM transactions
+              WHERE amount > 0 AND category IS NOT NULL AND purchased_at < (SELECT max(cutoff_date) FROM spine)
+                AND customer_id IN (SELECT customer_id FROM spine)
+              GROUP BY customer_id, category) AS f
+        JOIN first_cutoff_after AS c ON c.day = f.day
+        GROUP BY f.customer_id, c.first_cutoff
     ),
     categories AS (
-        SELECT s.customer_id, s.cutoff_date, count(*) AS distinct_categories
-        FROM spine s JOIN first_in_category f
-          ON f.customer_id = s.customer_id AND f.first_bought_at < s.cutoff_date
+        SELECT s.customer_id, s.cutoff_date, sum(b.new_categories) AS distinct_categories
+        FROM spine AS s JOIN category_buckets AS b
+          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     )
     SELECT agg.*, gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
