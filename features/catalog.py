@@ -14,6 +14,17 @@ from pipeline.tables import Tables
 
 KEYS = ["customer_id", "cutoff_date"]
 
+# For stages that build many cutoffs at once: the bucket of each event day (in a CTE
+# `events` with a `day` column) is the first spine cutoff after it. A figure over all time
+# is then a running sum: a cutoff adds up its customer's buckets up to itself, instead of
+# meeting every earlier event.
+FIRST_CUTOFF_AFTER = """
+        SELECT d.day, min(c.cutoff_date) AS first_cutoff
+        FROM (SELECT DISTINCT day FROM events) AS d
+        JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
+        GROUP BY d.day
+"""
+
 
 @dataclass(frozen=True)
 class Feature:

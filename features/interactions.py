@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, run_stage_query
+from features.catalog import FIRST_CUTOFF_AFTER, Feature, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -35,8 +35,12 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
-    """The stage's SQL (over `spine` and the validated tables) and its parameters."""
+    """The stage's SQL (over `spine` and the validated tables) and its parameters.
+
+    As in the RFM stage, all-time figures (totals, last interaction) are running sums of
+    per-cutoff buckets, and only the windowed counts join events to cutoffs."""
     params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
     params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
     windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
     per_channel = []
@@ -48,27 +52,51 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         per_channel.append(
             f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
         )
+    recent_columns = ", ".join(f"r.events_{w}d" for w in cfg.windows)
     sql = f"""
-    WITH history AS (
-        SELECT s.customer_id, s.cutoff_date, i.channel,
-               date_diff('day', i.occurred_at, s.cutoff_date) AS age_days
-        FROM spine s JOIN interactions i
-          ON i.customer_id = s.customer_id AND i.occurred_at < s.cutoff_date
+    WITH events AS (
+        SELECT customer_id, channel, occurred_at, CAST(occurred_at AS DATE) AS day
+        FROM interactions
+        WHERE occurred_at < (SELECT max(cutoff_date) FROM spine)
+          AND customer_id IN (SELECT customer_id FROM spine)
     ),
-    by_channel AS (
+    first_cutoff_after AS ({FIRST_CUTOFF_AFTER}),
+    buckets AS (
+        SELECT e.customer_id, e.channel, f.first_cutoff, count(*) AS events, max(e.occurred_at) AS last_at
+        FROM events AS e JOIN first_cutoff_after AS f ON f.day = e.day
+        GROUP BY e.customer_id, e.channel, f.first_cutoff
+    ),
+    all_time AS (
         -- one row per customer, cutoff and channel as written in the data: channel names
         -- are then compared on these few rows, not on every event
+        SELECT s.customer_id, s.cutoff_date, b.channel, sum(b.events) AS events_total,
+               date_diff('day', max(b.last_at), s.cutoff_date) AS days_since_last
+        FROM spine AS s JOIN buckets AS b
+          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
+        GROUP BY s.customer_id, s.cutoff_date, b.channel
+    ),
+    recent_history AS (
+        -- each event meets only the cutoffs whose longest window holds it
+        SELECT s.customer_id, s.cutoff_date, e.channel, date_diff('day', e.occurred_at, s.cutoff_date) AS age_days
+        FROM spine AS s JOIN events AS e
+          ON e.customer_id = s.customer_id AND e.occurred_at < s.cutoff_date
+         AND date_diff('day', e.occurred_at, s.cutoff_date) < $longest
+    ),
+    recent AS (
         SELECT customer_id, cutoff_date, channel, {windowed},
-               min(age_days) AS days_since_last,
-               count(*) AS events_total,
                count(*) FILTER (WHERE age_days < $trend) AS recent,
                count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
-        FROM history GROUP BY customer_id, cutoff_date, channel
+        FROM recent_history GROUP BY customer_id, cutoff_date, channel
+    ),
+    by_channel AS (
+        SELECT a.*, {recent_columns}, r.recent, r.earlier
+        FROM all_time AS a LEFT JOIN recent AS r
+          ON r.customer_id = a.customer_id AND r.cutoff_date = a.cutoff_date AND r.channel = a.channel
     )
     SELECT customer_id, cutoff_date, {", ".join(per_channel)},
         min(days_since_last) AS days_since_last_interaction,
         sum(events_total) AS interactions_total,
-        (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
+        (coalesce(sum(recent), 0) + 1.0) / (coalesce(sum(earlier), 0) + 1.0) AS engagement_trend
     FROM by_channel GROUP BY customer_id, cutoff_date
     """
     return sql, params

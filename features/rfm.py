@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, run_stage_query
+from features.catalog import FIRST_CUTOFF_AFTER, Feature, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -72,13 +72,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         WHERE purchased_at < (SELECT max(cutoff_date) FROM spine)
           AND customer_id IN (SELECT customer_id FROM spine)
     ),
-    first_cutoff_after AS (
-        -- the bucket of each event day: the first cutoff after it
-        SELECT d.day, min(c.cutoff_date) AS first_cutoff
-        FROM (SELECT DISTINCT day FROM events) AS d
-        JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
-        GROUP BY d.day
-    ),
+    first_cutoff_after AS ({FIRST_CUTOFF_AFTER}),
     buckets AS (
         SELECT e.customer_id, f.first_cutoff,
             max(e.purchased_at) FILTER (WHERE e.is_purchase) AS last_purchase_at,
