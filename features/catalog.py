@@ -14,16 +14,30 @@ from pipeline.tables import Tables
 
 KEYS = ["customer_id", "cutoff_date"]
 
-# For stages that build many cutoffs at once: the bucket of each event day (in a CTE
-# `events` with a `day` column) is the first spine cutoff after it. A figure over all time
-# is then a running sum: a cutoff adds up its customer's buckets up to itself, instead of
-# meeting every earlier event.
-FIRST_CUTOFF_AFTER = """
+
+def events_sql(table: str, time: str, columns: str) -> str:
+    """The events of the spine's customers that any of its cutoffs can see (strictly before
+    the latest one), with their calendar `day`. Written into each query that reads it: as a
+    shared CTE the engine would store all of it. A batch of the spine holds consecutive
+    customers, so a range of ids selects them, much cheaper than a semi-join."""
+    return f"""
+        SELECT customer_id, {time}, CAST({time} AS DATE) AS day, {columns}
+        FROM {table}
+        WHERE {time} < (SELECT max(cutoff_date) FROM spine)
+          AND customer_id BETWEEN (SELECT min(customer_id) FROM spine) AND (SELECT max(customer_id) FROM spine)
+    """
+
+
+def first_cutoff_after_sql(events: str) -> str:
+    """For stages that build many cutoffs at once: the bucket of each event day is the first
+    spine cutoff after it. A figure over all time is then a running sum (a cutoff adds up
+    its customer's buckets up to itself) instead of a join of every event to every later cutoff."""
+    return f"""
         SELECT d.day, min(c.cutoff_date) AS first_cutoff
-        FROM (SELECT DISTINCT day FROM events) AS d
+        FROM (SELECT DISTINCT day FROM ({events}) AS e) AS d
         JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
         GROUP BY d.day
-"""
+    """
 
 
 @dataclass(frozen=True)

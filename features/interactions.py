@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import FIRST_CUTOFF_AFTER, Feature, run_stage_query
+from features.catalog import Feature, events_sql, first_cutoff_after_sql, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -53,17 +53,12 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
         )
     recent_columns = ", ".join(f"r.events_{w}d" for w in cfg.windows)
+    events = events_sql("interactions", "occurred_at", "channel")
     sql = f"""
-    WITH events AS (
-        SELECT customer_id, channel, occurred_at, CAST(occurred_at AS DATE) AS day
-        FROM interactions
-        WHERE occurred_at < (SELECT max(cutoff_date) FROM spine)
-          AND customer_id IN (SELECT customer_id FROM spine)
-    ),
-    first_cutoff_after AS ({FIRST_CUTOFF_AFTER}),
+    WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
     buckets AS (
         SELECT e.customer_id, e.channel, f.first_cutoff, count(*) AS events, max(e.occurred_at) AS last_at
-        FROM events AS e JOIN first_cutoff_after AS f ON f.day = e.day
+        FROM ({events}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
         GROUP BY e.customer_id, e.channel, f.first_cutoff
     ),
     all_time AS (
@@ -78,7 +73,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     recent_history AS (
         -- each event meets only the cutoffs whose longest window holds it
         SELECT s.customer_id, s.cutoff_date, e.channel, date_diff('day', e.occurred_at, s.cutoff_date) AS age_days
-        FROM spine AS s JOIN events AS e
+        FROM spine AS s JOIN ({events}) AS e
           ON e.customer_id = s.customer_id AND e.occurred_at < s.cutoff_date
          AND date_diff('day', e.occurred_at, s.cutoff_date) < $longest
     ),

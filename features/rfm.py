@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import FIRST_CUTOFF_AFTER, Feature, run_stage_query
+from features.catalog import Feature, events_sql, first_cutoff_after_sql, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -59,31 +59,22 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         for w in cfg.windows
     )
     recent_columns = ", ".join(f"recent.purchases_{w}d, recent.revenue_{w}d" for w in cfg.windows)
+    events = events_sql("transactions", "purchased_at", "category, amount, discount_amount, amount > 0 AS is_purchase")
     sql = f"""
-    WITH events AS (
-        -- The transactions of the spine's customers that any of its cutoffs can see. Money
-        -- is summed as DECIMAL: floating-point sums depend on the order of parallel work,
-        -- and scores must not.
-        SELECT customer_id, purchased_at, CAST(purchased_at AS DATE) AS day, category,
-               CAST(amount AS DECIMAL(38, 6)) AS amount,
-               CAST(discount_amount AS DECIMAL(38, 6)) AS discount_amount,
-               amount > 0 AS is_purchase
-        FROM transactions
-        WHERE purchased_at < (SELECT max(cutoff_date) FROM spine)
-          AND customer_id IN (SELECT customer_id FROM spine)
-    ),
-    first_cutoff_after AS ({FIRST_CUTOFF_AFTER}),
+    WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
     buckets AS (
+        -- Money is summed as DECIMAL: floating-point sums depend on the order of parallel
+        -- work, and scores must not.
         SELECT e.customer_id, f.first_cutoff,
             max(e.purchased_at) FILTER (WHERE e.is_purchase) AS last_purchase_at,
             min(e.purchased_at) FILTER (WHERE e.is_purchase) AS first_purchase_at,
             count(*) FILTER (WHERE e.is_purchase) AS purchases,
-            sum(e.amount) AS revenue,
-            sum(e.amount) FILTER (WHERE e.is_purchase) AS purchased,
-            sum(e.discount_amount) FILTER (WHERE e.is_purchase) AS discounted,
+            sum(CAST(e.amount AS DECIMAL(38, 6))) AS revenue,
+            sum(CAST(e.amount AS DECIMAL(38, 6))) FILTER (WHERE e.is_purchase) AS purchased,
+            sum(CAST(e.discount_amount AS DECIMAL(38, 6))) FILTER (WHERE e.is_purchase) AS discounted,
             count(*) FILTER (WHERE NOT e.is_purchase) AS refunds,
-            -sum(e.amount) FILTER (WHERE NOT e.is_purchase) AS refunded
-        FROM events AS e JOIN first_cutoff_after AS f ON f.day = e.day
+            -sum(CAST(e.amount AS DECIMAL(38, 6))) FILTER (WHERE NOT e.is_purchase) AS refunded
+        FROM ({events}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
         GROUP BY e.customer_id, f.first_cutoff
     ),
     totals AS (
@@ -103,9 +94,9 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     ),
     recent_history AS (
         -- each event meets only the cutoffs whose longest window holds it
-        SELECT s.customer_id, s.cutoff_date, e.amount, e.is_purchase,
+        SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS DECIMAL(38, 6)) AS amount, e.is_purchase,
                date_diff('day', e.purchased_at, s.cutoff_date) AS age_days
-        FROM spine AS s JOIN events AS e
+        FROM spine AS s JOIN ({events}) AS e
           ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
          AND date_diff('day', e.purchased_at, s.cutoff_date) < $longest
     ),
@@ -122,7 +113,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         SELECT customer_id, day,
                date_diff('day', lag(purchased_at) OVER (PARTITION BY customer_id ORDER BY purchased_at),
                          purchased_at) AS gap_days
-        FROM events WHERE is_purchase
+        FROM ({events}) AS e WHERE is_purchase
     ),
     gap_buckets AS (
         SELECT g.customer_id, f.first_cutoff,
@@ -145,7 +136,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     category_buckets AS (
         -- each category counts once, in the bucket of the day it was first bought
         SELECT f.customer_id, c.first_cutoff, count(*) AS new_categories
-        FROM (SELECT customer_id, category, min(day) AS day FROM events
+        FROM (SELECT customer_id, category, min(day) AS day FROM ({events}) AS e
               WHERE is_purchase AND category IS NOT NULL GROUP BY customer_id, category) AS f
         JOIN first_cutoff_after AS c ON c.day = f.day
         GROUP BY f.customer_id, c.first_cutoff
