@@ -35,7 +35,48 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
-    """The stage's SQL (over `spine` and the validated tables) and its parameters.
+    """The stage's SQL (over `spine` and the validated tables) and its parameters, for a
+    spine of one cutoff (nightly scoring): one pass joining each event to its customer."""
+    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
+    windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
+    per_channel = []
+    for i, ch in enumerate(cfg.channels):
+        per_channel += [
+            f"coalesce(sum(events_{w}d) FILTER (WHERE lower(channel) = $ch{i}), 0) AS {ch}_interactions_{w}d"
+            for w in cfg.windows
+        ]
+        per_channel.append(
+            f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
+        )
+    sql = f"""
+    WITH history AS (
+        SELECT s.customer_id, s.cutoff_date, i.channel,
+               date_diff('day', i.occurred_at, s.cutoff_date) AS age_days
+        FROM spine s JOIN interactions i
+          ON i.customer_id = s.customer_id AND i.occurred_at < s.cutoff_date
+    ),
+    by_channel AS (
+        -- one row per customer, cutoff and channel as written in the data: channel names
+        -- are then compared on these few rows, not on every event
+        SELECT customer_id, cutoff_date, channel, {windowed},
+               min(age_days) AS days_since_last,
+               count(*) AS events_total,
+               count(*) FILTER (WHERE age_days < $trend) AS recent,
+               count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
+        FROM history GROUP BY customer_id, cutoff_date, channel
+    )
+    SELECT customer_id, cutoff_date, {", ".join(per_channel)},
+        min(days_since_last) AS days_since_last_interaction,
+        sum(events_total) AS interactions_total,
+        (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
+    FROM by_channel GROUP BY customer_id, cutoff_date
+    """
+    return sql, params
+
+
+def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
+    """The same features for a spine of many cutoffs (a training stack), and its parameters.
 
     As in the RFM stage, all-time figures (totals, last interaction) are running sums of
     per-cutoff buckets, and only the windowed counts join events to cutoffs."""
@@ -97,7 +138,12 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     return sql, params
 
 
+def query_for(spine: pd.DataFrame, cfg: FeaturesConfig) -> tuple[str, dict]:
+    """Two plans, one definition: a test checks that a stack equals each cutoff built alone."""
+    return stage_query(cfg) if spine["cutoff_date"].nunique() <= 1 else stack_query(cfg)
+
+
 def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     features = catalog(cfg)
     counts = [f.name for f in features if "_interactions_" in f.name or f.name == "interactions_total"]
-    return run_stage_query(tables, spine, *stage_query(cfg), features, counts)
+    return run_stage_query(tables, spine, *query_for(spine, cfg), features, counts)

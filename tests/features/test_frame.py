@@ -35,8 +35,8 @@ def test_features_built_in_small_batches_equal_one_batch(tmp_path):
 
 
 def test_a_stack_of_cutoffs_equals_each_cutoff_built_alone(tmp_path):
-    """Stacks share work across cutoffs (one pass over the events, running totals); the
-    result must not depend on which other cutoffs are in the stack."""
+    """A stack is built by another plan than a single cutoff (per-cutoff buckets and running
+    totals instead of one join of events to the spine): both must give the same features."""
     tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
     cfg = FeaturesConfig()
     stacked = build_features(tables, build_active_spine(tables, CUTOFFS, ChurnConfig()), cfg)

@@ -8,11 +8,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from features import population
+from features import interactions, population, rfm
 from features.frame import STAGES
 from pipeline.config import FeaturesConfig
 
 QUERIES = {f"stage {s.name}": s.query(FeaturesConfig())[0] for s in STAGES} | {
+    f"stack {m.STAGE}": m.stack_query(FeaturesConfig())[0] for m in (rfm, interactions)} | {
     name: getattr(population, name)
     for name in ("ACTIVE_BY_PURCHASE_SQL", "ACTIVE_BY_SUBSCRIPTION_SQL", "INACTIVITY_CHURN_SQL",
                  "SUBSCRIPTION_CHURN_SQL", "CLV_LABEL_SQL")
