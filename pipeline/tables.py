@@ -73,7 +73,7 @@ class Tables:
                 f"The embedded engine ran out of its memory budget ({limit}) on a query over "
                 f"{', '.join(f'{n} ({c:,} rows)' for n, c in self.row_counts.items())}. Raise "
                 "data.engine_memory_gb in the config (this machine has room to spare if it has more "
-                "memory than that), or build fewer cutoffs at once (training.cutoffs)."
+                "memory than that), or build fewer customers per engine pass (features.batch_rows)."
             ) from exc
 
     def query_with(self, name: str, frame: pd.DataFrame, sql: str, params: dict | None = None) -> pd.DataFrame:
