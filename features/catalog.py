@@ -5,6 +5,7 @@ the per-customer reasons on the at-risk list reuse the descriptions from here.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,13 @@ def first_cutoff_after_sql(events: str) -> str:
         JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
         GROUP BY d.day
     """
+
+
+def plan_for(spine: pd.DataFrame, one_cutoff: Callable, stack: Callable) -> Callable:
+    """A stage's query for this spine: the single-pass plan for one cutoff, the bucket plan
+    for a stack. Two plans, one definition: a test checks that a stack equals each cutoff
+    built alone."""
+    return one_cutoff if spine["cutoff_date"].nunique() <= 1 else stack
 
 
 @dataclass(frozen=True)

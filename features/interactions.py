@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, events_sql, first_cutoff_after_sql, run_stage_query
+from features.catalog import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -37,18 +37,7 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters, for a
     spine of one cutoff (nightly scoring): one pass joining each event to its customer."""
-    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
-    params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
-    windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
-    per_channel = []
-    for i, ch in enumerate(cfg.channels):
-        per_channel += [
-            f"coalesce(sum(events_{w}d) FILTER (WHERE lower(channel) = $ch{i}), 0) AS {ch}_interactions_{w}d"
-            for w in cfg.windows
-        ]
-        per_channel.append(
-            f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
-        )
+    params, windowed, per_channel = _channel_columns(cfg)
     sql = f"""
     WITH history AS (
         SELECT s.customer_id, s.cutoff_date, i.channel,
@@ -80,19 +69,8 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
 
     As in the RFM stage, all-time figures (totals, last interaction) are running sums of
     per-cutoff buckets, and only the windowed counts join events to cutoffs."""
-    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params, windowed, per_channel = _channel_columns(cfg)
     params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
-    params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
-    windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
-    per_channel = []
-    for i, ch in enumerate(cfg.channels):
-        per_channel += [
-            f"coalesce(sum(events_{w}d) FILTER (WHERE lower(channel) = $ch{i}), 0) AS {ch}_interactions_{w}d"
-            for w in cfg.windows
-        ]
-        per_channel.append(
-            f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
-        )
     recent_columns = ", ".join(f"r.events_{w}d" for w in cfg.windows)
     events = events_sql("interactions", "occurred_at", "channel")
     sql = f"""
@@ -138,12 +116,25 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     return sql, params
 
 
-def query_for(spine: pd.DataFrame, cfg: FeaturesConfig) -> tuple[str, dict]:
-    """Two plans, one definition: a test checks that a stack equals each cutoff built alone."""
-    return stage_query(cfg) if spine["cutoff_date"].nunique() <= 1 else stack_query(cfg)
+def _channel_columns(cfg: FeaturesConfig) -> tuple[dict, str, list[str]]:
+    """Parameters, the windowed counts per (customer, cutoff, channel) row, and the per-channel
+    features pivoted from those rows: the same in both plans."""
+    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
+    windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)
+    per_channel = []
+    for i, ch in enumerate(cfg.channels):
+        per_channel += [
+            f"coalesce(sum(events_{w}d) FILTER (WHERE lower(channel) = $ch{i}), 0) AS {ch}_interactions_{w}d"
+            for w in cfg.windows
+        ]
+        per_channel.append(
+            f"min(days_since_last) FILTER (WHERE lower(channel) = $ch{i}) AS days_since_last_{ch}_interaction"
+        )
+    return params, windowed, per_channel
 
 
 def build_interaction_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     features = catalog(cfg)
     counts = [f.name for f in features if "_interactions_" in f.name or f.name == "interactions_total"]
-    return run_stage_query(tables, spine, *query_for(spine, cfg), features, counts)
+    return run_stage_query(tables, spine, *plan_for(spine, stage_query, stack_query)(cfg), features, counts)

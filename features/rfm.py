@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, events_sql, first_cutoff_after_sql, run_stage_query
+from features.catalog import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
 STAGE = "rfm"
 TABLE = "transactions"
+EVENTS = events_sql(TABLE, "purchased_at", "category, amount, discount_amount, amount > 0 AS is_purchase")
 
 
 def catalog(cfg: FeaturesConfig) -> list[Feature]:
@@ -53,6 +54,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         f"coalesce(sum(amount) FILTER (WHERE age_days < $w{w}), 0) AS revenue_{w}d"
         for w in cfg.windows
     )
+    events = EVENTS
     sql = f"""
     WITH history AS (
         -- Money is summed as DECIMAL: floating-point sums depend on the order of parallel
@@ -82,60 +84,8 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             -sum(amount) FILTER (WHERE NOT is_purchase) AS refunded
         FROM history GROUP BY customer_id, cutoff_date
     ),
-    purchase_gaps AS (
-        -- The days since the customer's previous purchase only look back in time, so one
-        -- pass over the purchases (two columns, the cheapest sort) serves every cutoff.
-        SELECT customer_id, purchased_at,
-               date_diff('day', lag(purchased_at) OVER (PARTITION BY customer_id ORDER BY purchased_at),
-                         purchased_at) AS gap_days
-        FROM transactions
-        WHERE amount > 0 AND purchased_at < (SELECT max(cutoff_date) FROM spine)
-          AND customer_id IN (SELECT customer_id FROM spine)  -- only the customers asked for
-    ),
-    first_cutoff_after AS (
-        -- The first cutoff after each purchase day. Totals over all time are then running
-        -- sums: each cutoff adds up the per-customer buckets of the cutoffs up to itself,
-        -- instead of joining every purchase to every later cutoff.
-        SELECT d.day, min(c.cutoff_date) AS first_cutoff
-        FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM purchase_gaps) AS d
-        JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
-        GROUP BY d.day
-    ),
-    gap_buckets AS (
-        SELECT g.customer_id, f.first_cutoff,
-            -- a purchase on a new calendar day: the first one, or one a day or more after the last
-            count(*) FILTER (WHERE coalesce(g.gap_days, 1) > 0) AS purchase_days,
-            count(g.gap_days) AS gaps, sum(g.gap_days) AS gap_sum, sum(g.gap_days * g.gap_days) AS gap_squares
-        FROM purchase_gaps AS g JOIN first_cutoff_after AS f ON f.day = CAST(g.purchased_at AS DATE)
-        GROUP BY g.customer_id, f.first_cutoff
-    ),
-    gaps AS (
-        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days) AS purchase_days_total,
-            sum(b.gap_sum) / nullif(sum(b.gaps), 0) AS mean_days_between_purchases,
-            -- sample standard deviation from exact integer sums (order-independent)
-            sqrt((sum(b.gap_squares) - sum(b.gap_sum) * sum(b.gap_sum) / sum(b.gaps))
-                 / nullif(sum(b.gaps) - 1, 0)) AS std_days_between_purchases
-        FROM spine AS s JOIN gap_buckets AS b
-          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
-        GROUP BY s.customer_id, s.cutoff_date
-    ),
-    category_buckets AS (
-        -- when each category was first bought, counted in the bucket of the first cutoff after it
-        SELECT f.customer_id, c.first_cutoff, count(*) AS new_categories
-        FROM (SELECT customer_id, category, CAST(min(purchased_at) AS DATE) AS day
-              FROM transactions
-              WHERE amount > 0 AND category IS NOT NULL AND purchased_at < (SELECT max(cutoff_date) FROM spine)
-                AND customer_id IN (SELECT customer_id FROM spine)
-              GROUP BY customer_id, category) AS f
-        JOIN first_cutoff_after AS c ON c.day = f.day
-        GROUP BY f.customer_id, c.first_cutoff
-    ),
-    categories AS (
-        SELECT s.customer_id, s.cutoff_date, sum(b.new_categories) AS distinct_categories
-        FROM spine AS s JOIN category_buckets AS b
-          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
-        GROUP BY s.customer_id, s.cutoff_date
-    )
+    first_cutoff_after AS ({first_cutoff_after_sql(events)}),
+    {gap_and_category_ctes(events)}
     SELECT agg.*, gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
         categories.distinct_categories,  -- run_stage_query keeps only the features
         days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
@@ -165,7 +115,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         for w in cfg.windows
     )
     recent_columns = ", ".join(f"recent.purchases_{w}d, recent.revenue_{w}d" for w in cfg.windows)
-    events = events_sql("transactions", "purchased_at", "category, amount, discount_amount, amount > 0 AS is_purchase")
+    events = EVENTS
     sql = f"""
     WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
     buckets AS (
@@ -213,6 +163,28 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
                 AS earlier_purchases
         FROM recent_history GROUP BY customer_id, cutoff_date
     ),
+    {gap_and_category_ctes(events)}
+    SELECT totals.*, {recent_columns},
+        gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
+        categories.distinct_categories,  -- run_stage_query keeps only the features
+        days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
+        -- +1 on both sides keeps the ratio defined for customers new to either period.
+        (coalesce(recent_purchases, 0) + 1.0) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
+        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
+        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
+    FROM totals
+    LEFT JOIN recent ON recent.customer_id = totals.customer_id AND recent.cutoff_date = totals.cutoff_date
+    LEFT JOIN gaps ON gaps.customer_id = totals.customer_id AND gaps.cutoff_date = totals.cutoff_date
+    LEFT JOIN categories
+      ON categories.customer_id = totals.customer_id AND categories.cutoff_date = totals.cutoff_date
+    """
+    return sql, params
+
+
+def gap_and_category_ctes(events: str) -> str:
+    """CTEs `gaps` and `categories` (per spine row) over the purchases in `events`, bucketed
+    by a CTE `first_cutoff_after`: shared by the one-cutoff and the stack plan."""
+    return f"""
     purchase_gaps AS (
         -- The days since the customer's previous purchase only look back in time, so one
         -- pass over the purchases (two columns, the cheapest sort) serves every cutoff.
@@ -253,31 +225,12 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     )
-    SELECT totals.*, {recent_columns},
-        gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
-        categories.distinct_categories,  -- run_stage_query keeps only the features
-        days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
-        -- +1 on both sides keeps the ratio defined for customers new to either period.
-        (coalesce(recent_purchases, 0) + 1.0) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
-        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
-        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
-    FROM totals
-    LEFT JOIN recent ON recent.customer_id = totals.customer_id AND recent.cutoff_date = totals.cutoff_date
-    LEFT JOIN gaps ON gaps.customer_id = totals.customer_id AND gaps.cutoff_date = totals.cutoff_date
-    LEFT JOIN categories
-      ON categories.customer_id = totals.customer_id AND categories.cutoff_date = totals.cutoff_date
     """
-    return sql, params
-
-
-def query_for(spine: pd.DataFrame, cfg: FeaturesConfig) -> tuple[str, dict]:
-    """Two plans, one definition: a test checks that a stack equals each cutoff built alone."""
-    return stage_query(cfg) if spine["cutoff_date"].nunique() <= 1 else stack_query(cfg)
 
 
 def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     """One row per (customer_id, cutoff_date) of `spine` with the features of `catalog`."""
     features = catalog(cfg)
     counts = [f.name for f in features if f.name.startswith(("purchases_", "revenue_", "refunds_"))]
-    return run_stage_query(tables, spine, *query_for(spine, cfg), features,
+    return run_stage_query(tables, spine, *plan_for(spine, stage_query, stack_query)(cfg), features,
                            counts + ["purchase_days_total", "distinct_categories"])

@@ -44,3 +44,10 @@ def test_a_stack_of_cutoffs_equals_each_cutoff_built_alone(tmp_path):
     alone = alone.sort_values(["customer_id", "cutoff_date"]).reset_index(drop=True)
     assert len(alone) == len(stacked) and stacked["cutoff_date"].nunique() == len(CUTOFFS)
     pd.testing.assert_frame_equal(stacked, alone)
+
+
+def test_an_empty_spine_gives_an_empty_frame_with_every_feature(tmp_path):
+    tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    spine = build_active_spine(tables, CUTOFFS, ChurnConfig()).head(0)
+    frame = build_features(tables, spine, FeaturesConfig())
+    assert len(frame) == 0 and len(frame.columns) > 50
