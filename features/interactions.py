@@ -12,6 +12,7 @@ from pipeline.tables import Tables
 
 STAGE = "interactions"
 TABLE = "interactions"
+EVENTS = events_sql(TABLE, "occurred_at", "channel")
 
 
 def catalog(cfg: FeaturesConfig) -> list[Feature]:
@@ -36,30 +37,31 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters, for a
-    spine of one cutoff (nightly scoring): one pass joining each event to its customer."""
+    spine of one cutoff (nightly scoring): the events are grouped by customer and channel
+    alone, and only the finished rows meet the spine."""
     params, windowed, per_channel = _channel_columns(cfg)
     sql = f"""
-    WITH history AS (
-        SELECT s.customer_id, s.cutoff_date, i.channel,
-               date_diff('day', i.occurred_at, s.cutoff_date) AS age_days
-        FROM spine s JOIN interactions i
-          ON i.customer_id = s.customer_id AND i.occurred_at < s.cutoff_date
-    ),
-    by_channel AS (
-        -- one row per customer, cutoff and channel as written in the data: channel names
-        -- are then compared on these few rows, not on every event
-        SELECT customer_id, cutoff_date, channel, {windowed},
+    WITH by_channel AS (
+        -- one row per customer and channel as written in the data: channel names are then
+        -- compared on these few rows, not on every event
+        SELECT customer_id, channel, {windowed},
                min(age_days) AS days_since_last,
                count(*) AS events_total,
                count(*) FILTER (WHERE age_days < $trend) AS recent,
                count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
-        FROM history GROUP BY customer_id, cutoff_date, channel
+        FROM (SELECT e.customer_id, e.channel, date_diff('day', e.occurred_at, c.cutoff_date) AS age_days
+              FROM ({EVENTS}) AS e CROSS JOIN (SELECT max(cutoff_date) AS cutoff_date FROM spine) AS c) AS h
+        GROUP BY customer_id, channel
+    ),
+    per_customer AS (
+        SELECT customer_id, {", ".join(per_channel)},
+            min(days_since_last) AS days_since_last_interaction,
+            sum(events_total) AS interactions_total,
+            (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
+        FROM by_channel GROUP BY customer_id
     )
-    SELECT customer_id, cutoff_date, {", ".join(per_channel)},
-        min(days_since_last) AS days_since_last_interaction,
-        sum(events_total) AS interactions_total,
-        (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
-    FROM by_channel GROUP BY customer_id, cutoff_date
+    SELECT s.cutoff_date, p.*
+    FROM spine AS s JOIN per_customer AS p ON p.customer_id = s.customer_id
     """
     return sql, params
 
@@ -72,7 +74,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     params, windowed, per_channel = _channel_columns(cfg)
     params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
     recent_columns = ", ".join(f"r.events_{w}d" for w in cfg.windows)
-    events = events_sql("interactions", "occurred_at", "channel")
+    events = EVENTS
     sql = f"""
     WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
     buckets AS (

@@ -9,6 +9,7 @@ import pandas as pd
 
 from features.catalog import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
+from pipeline.contract import MONEY
 from pipeline.tables import Tables
 
 STAGE = "rfm"
@@ -47,55 +48,43 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters, for a
-    spine of one cutoff (nightly scoring): one pass joining each event to its customer."""
-    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
-    windowed = ",\n".join(
-        f"count(*) FILTER (WHERE is_purchase AND age_days < $w{w}) AS purchases_{w}d,\n"
-        f"coalesce(sum(amount) FILTER (WHERE age_days < $w{w}), 0) AS revenue_{w}d"
-        for w in cfg.windows
-    )
+    spine of one cutoff (nightly scoring).
+
+    With one cutoff, every figure is an aggregate per customer: the events are grouped by
+    customer alone (a one-column key), and only the finished rows meet the spine."""
+    params, windowed = _windowed_columns(cfg)
     events = EVENTS
     sql = f"""
-    WITH history AS (
-        -- Money is summed as DECIMAL: floating-point sums depend on the order of parallel
-        -- work, and scores must not.
-        SELECT s.customer_id, s.cutoff_date,
-               CAST(t.amount AS DECIMAL(38, 6)) AS amount,
-               CAST(t.discount_amount AS DECIMAL(38, 6)) AS discount_amount,
-               t.amount > 0 AS is_purchase,
-               date_diff('day', t.purchased_at, s.cutoff_date) AS age_days
-        FROM spine s JOIN transactions t
-          ON t.customer_id = s.customer_id AND t.purchased_at < s.cutoff_date
-    ),
-    agg AS (
-        SELECT customer_id, cutoff_date,
+    WITH per_customer AS (
+        SELECT customer_id,
             min(age_days) FILTER (WHERE is_purchase) AS days_since_last_purchase,
             max(age_days) FILTER (WHERE is_purchase) AS days_since_first_purchase,
             {windowed},
             count(*) FILTER (WHERE is_purchase) AS purchases_total,
             sum(amount) AS revenue_total,
             avg(amount) FILTER (WHERE is_purchase) AS average_order_value,
-            count(*) FILTER (WHERE is_purchase AND age_days < $trend) AS recent_purchases,
-            count(*) FILTER (WHERE is_purchase AND age_days >= $trend AND age_days < 2 * $trend)
-                AS earlier_purchases,
             sum(discount_amount) FILTER (WHERE is_purchase) AS discounted,
             sum(amount) FILTER (WHERE is_purchase) AS purchased,
             count(*) FILTER (WHERE NOT is_purchase) AS refunds_total,
             -sum(amount) FILTER (WHERE NOT is_purchase) AS refunded
-        FROM history GROUP BY customer_id, cutoff_date
+        FROM (SELECT e.customer_id, e.is_purchase,
+                     CAST(e.amount AS {MONEY}) AS amount, CAST(e.discount_amount AS {MONEY}) AS discount_amount,
+                     date_diff('day', e.purchased_at, c.cutoff_date) AS age_days
+              FROM ({events}) AS e CROSS JOIN (SELECT max(cutoff_date) AS cutoff_date FROM spine) AS c) AS h
+        GROUP BY customer_id
     ),
-    first_cutoff_after AS ({first_cutoff_after_sql(events)}),
-    {gap_and_category_ctes(events)}
-    SELECT agg.*, gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
-        categories.distinct_categories,  -- run_stage_query keeps only the features
-        days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
-        -- +1 on both sides keeps the ratio defined for customers new to either period.
-        (recent_purchases + 1.0) / (earlier_purchases + 1.0) AS purchase_trend,
-        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
-        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
-    FROM agg
-    LEFT JOIN gaps ON gaps.customer_id = agg.customer_id AND gaps.cutoff_date = agg.cutoff_date
-    LEFT JOIN categories ON categories.customer_id = agg.customer_id AND categories.cutoff_date = agg.cutoff_date
+    gaps AS (
+        SELECT customer_id, {_GAP_SUMS} FROM ({purchase_gaps_sql(events)}) AS g GROUP BY customer_id
+    ),
+    categories AS (
+        SELECT customer_id, count(*) AS distinct_categories
+        FROM ({first_bought_sql(events)}) AS f GROUP BY customer_id
+    )
+    SELECT s.cutoff_date, p.*, gaps.purchase_days_total, categories.distinct_categories,  -- run_stage_query keeps the features
+        {_ratios("gaps.gap_sum", "gaps.gaps", "gaps.gap_squares")}
+    FROM spine AS s JOIN per_customer AS p ON p.customer_id = s.customer_id
+    LEFT JOIN gaps ON gaps.customer_id = s.customer_id
+    LEFT JOIN categories ON categories.customer_id = s.customer_id
     """
     return sql, params
 
@@ -107,29 +96,22 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     each event lands in the bucket of the first cutoff after it, and a cutoff adds up its
     customer's buckets up to itself. Only the windowed counts join events to cutoffs, and
     only within the longest window."""
-    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    params, windowed = _windowed_columns(cfg)
     params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
-    windowed = ",\n".join(
-        f"count(*) FILTER (WHERE is_purchase AND age_days < $w{w}) AS purchases_{w}d,\n"
-        f"coalesce(sum(amount) FILTER (WHERE age_days < $w{w}), 0) AS revenue_{w}d"
-        for w in cfg.windows
-    )
     recent_columns = ", ".join(f"recent.purchases_{w}d, recent.revenue_{w}d" for w in cfg.windows)
     events = EVENTS
     sql = f"""
     WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
     buckets AS (
-        -- Money is summed as DECIMAL: floating-point sums depend on the order of parallel
-        -- work, and scores must not.
         SELECT e.customer_id, f.first_cutoff,
             max(e.purchased_at) FILTER (WHERE e.is_purchase) AS last_purchase_at,
             min(e.purchased_at) FILTER (WHERE e.is_purchase) AS first_purchase_at,
             count(*) FILTER (WHERE e.is_purchase) AS purchases,
-            sum(CAST(e.amount AS DECIMAL(38, 6))) AS revenue,
-            sum(CAST(e.amount AS DECIMAL(38, 6))) FILTER (WHERE e.is_purchase) AS purchased,
-            sum(CAST(e.discount_amount AS DECIMAL(38, 6))) FILTER (WHERE e.is_purchase) AS discounted,
+            sum(CAST(e.amount AS {MONEY})) AS revenue,
+            sum(CAST(e.amount AS {MONEY})) FILTER (WHERE e.is_purchase) AS purchased,
+            sum(CAST(e.discount_amount AS {MONEY})) FILTER (WHERE e.is_purchase) AS discounted,
             count(*) FILTER (WHERE NOT e.is_purchase) AS refunds,
-            -sum(CAST(e.amount AS DECIMAL(38, 6))) FILTER (WHERE NOT e.is_purchase) AS refunded
+            -sum(CAST(e.amount AS {MONEY})) FILTER (WHERE NOT e.is_purchase) AS refunded
         FROM ({events}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
         GROUP BY e.customer_id, f.first_cutoff
     ),
@@ -148,30 +130,42 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     ),
-    recent_history AS (
-        -- each event meets only the cutoffs whose longest window holds it
-        SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS DECIMAL(38, 6)) AS amount, e.is_purchase,
-               date_diff('day', e.purchased_at, s.cutoff_date) AS age_days
-        FROM spine AS s JOIN ({events}) AS e
-          ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
-         AND date_diff('day', e.purchased_at, s.cutoff_date) < $longest
-    ),
     recent AS (
-        SELECT customer_id, cutoff_date, {windowed},
-            count(*) FILTER (WHERE is_purchase AND age_days < $trend) AS recent_purchases,
-            count(*) FILTER (WHERE is_purchase AND age_days >= $trend AND age_days < 2 * $trend)
-                AS earlier_purchases
-        FROM recent_history GROUP BY customer_id, cutoff_date
+        -- each event meets only the cutoffs whose longest window holds it
+        SELECT customer_id, cutoff_date, {windowed}
+        FROM (SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS {MONEY}) AS amount, e.is_purchase,
+                     date_diff('day', e.purchased_at, s.cutoff_date) AS age_days
+              FROM spine AS s JOIN ({events}) AS e
+                ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
+               AND date_diff('day', e.purchased_at, s.cutoff_date) < $longest) AS h
+        GROUP BY customer_id, cutoff_date
     ),
-    {gap_and_category_ctes(events)}
-    SELECT totals.*, {recent_columns},
-        gaps.purchase_days_total, gaps.mean_days_between_purchases, gaps.std_days_between_purchases,
-        categories.distinct_categories,  -- run_stage_query keeps only the features
-        days_since_last_purchase / nullif(gaps.mean_days_between_purchases, 0) AS overdue_ratio,
-        -- +1 on both sides keeps the ratio defined for customers new to either period.
-        (coalesce(recent_purchases, 0) + 1.0) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
-        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
-        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share
+    gap_buckets AS (
+        SELECT g.customer_id, f.first_cutoff, {_GAP_SUMS}
+        FROM ({purchase_gaps_sql(events)}) AS g JOIN first_cutoff_after AS f ON f.day = g.day
+        GROUP BY g.customer_id, f.first_cutoff
+    ),
+    gaps AS (
+        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days_total) AS purchase_days_total,
+            sum(b.gaps) AS gaps, sum(b.gap_sum) AS gap_sum, sum(b.gap_squares) AS gap_squares
+        FROM spine AS s JOIN gap_buckets AS b
+          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
+        GROUP BY s.customer_id, s.cutoff_date
+    ),
+    category_buckets AS (
+        -- each category counts once, in the bucket of the day it was first bought
+        SELECT b.customer_id, f.first_cutoff, count(*) AS new_categories
+        FROM ({first_bought_sql(events)}) AS b JOIN first_cutoff_after AS f ON f.day = b.day
+        GROUP BY b.customer_id, f.first_cutoff
+    ),
+    categories AS (
+        SELECT s.customer_id, s.cutoff_date, sum(b.new_categories) AS distinct_categories
+        FROM spine AS s JOIN category_buckets AS b
+          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
+        GROUP BY s.customer_id, s.cutoff_date
+    )
+    SELECT totals.*, {recent_columns}, gaps.purchase_days_total, categories.distinct_categories,
+        {_ratios("gaps.gap_sum", "gaps.gaps", "gaps.gap_squares")}
     FROM totals
     LEFT JOIN recent ON recent.customer_id = totals.customer_id AND recent.cutoff_date = totals.cutoff_date
     LEFT JOIN gaps ON gaps.customer_id = totals.customer_id AND gaps.cutoff_date = totals.cutoff_date
@@ -181,51 +175,61 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     return sql, params
 
 
-def gap_and_category_ctes(events: str) -> str:
-    """CTEs `gaps` and `categories` (per spine row) over the purchases in `events`, bucketed
-    by a CTE `first_cutoff_after`: shared by the one-cutoff and the stack plan."""
+# --- pieces shared by both plans -------------------------------------------------------
+
+
+def _windowed_columns(cfg: FeaturesConfig) -> tuple[dict, str]:
+    """Parameters, and the aggregates over the last days before a cutoff (events with
+    `is_purchase`, `amount` and `age_days`)."""
+    params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
+    windowed = [
+        f"count(*) FILTER (WHERE is_purchase AND age_days < $w{w}) AS purchases_{w}d,\n"
+        f"coalesce(sum(amount) FILTER (WHERE age_days < $w{w}), 0) AS revenue_{w}d"
+        for w in cfg.windows
+    ]
+    windowed += [
+        "count(*) FILTER (WHERE is_purchase AND age_days < $trend) AS recent_purchases",
+        "count(*) FILTER (WHERE is_purchase AND age_days >= $trend AND age_days < 2 * $trend) AS earlier_purchases",
+    ]
+    return params, ",\n".join(windowed)
+
+
+def purchase_gaps_sql(events: str) -> str:
+    """Each purchase with the days since the customer's previous purchase. It only looks back
+    in time, so one pass over the purchases serves every cutoff; ordering by calendar day
+    (a date, the cheapest sort) gives the same gaps as ordering by the moment."""
     return f"""
-    purchase_gaps AS (
-        -- The days since the customer's previous purchase only look back in time, so one
-        -- pass over the purchases (two columns, the cheapest sort) serves every cutoff.
-        SELECT customer_id, day,
-               date_diff('day', lag(purchased_at) OVER (PARTITION BY customer_id ORDER BY purchased_at),
-                         purchased_at) AS gap_days
+        SELECT customer_id, day, date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap_days
         FROM ({events}) AS e WHERE is_purchase
-    ),
-    gap_buckets AS (
-        SELECT g.customer_id, f.first_cutoff,
-            -- a purchase on a new calendar day: the first one, or one a day or more after the last
-            count(*) FILTER (WHERE coalesce(g.gap_days, 1) > 0) AS purchase_days,
-            count(g.gap_days) AS gaps, sum(g.gap_days) AS gap_sum, sum(g.gap_days * g.gap_days) AS gap_squares
-        FROM purchase_gaps AS g JOIN first_cutoff_after AS f ON f.day = g.day
-        GROUP BY g.customer_id, f.first_cutoff
-    ),
-    gaps AS (
-        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days) AS purchase_days_total,
-            sum(b.gap_sum) / nullif(sum(b.gaps), 0) AS mean_days_between_purchases,
-            -- sample standard deviation from exact integer sums (order-independent)
-            sqrt((sum(b.gap_squares) - sum(b.gap_sum) * sum(b.gap_sum) / sum(b.gaps))
-                 / nullif(sum(b.gaps) - 1, 0)) AS std_days_between_purchases
-        FROM spine AS s JOIN gap_buckets AS b
-          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
-        GROUP BY s.customer_id, s.cutoff_date
-    ),
-    category_buckets AS (
-        -- each category counts once, in the bucket of the day it was first bought
-        SELECT f.customer_id, c.first_cutoff, count(*) AS new_categories
-        FROM (SELECT customer_id, category, min(day) AS day FROM ({events}) AS e
-              WHERE is_purchase AND category IS NOT NULL GROUP BY customer_id, category) AS f
-        JOIN first_cutoff_after AS c ON c.day = f.day
-        GROUP BY f.customer_id, c.first_cutoff
-    ),
-    categories AS (
-        SELECT s.customer_id, s.cutoff_date, sum(b.new_categories) AS distinct_categories
-        FROM spine AS s JOIN category_buckets AS b
-          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
-        GROUP BY s.customer_id, s.cutoff_date
-    )
     """
+
+
+# Sums over `purchase_gaps_sql` rows: exact integers, so that a stack's running sums of
+# buckets equal one cutoff's sums. A purchase on a new calendar day has no gap (the first
+# one) or a gap of a day or more.
+_GAP_SUMS = """count(*) FILTER (WHERE coalesce(gap_days, 1) > 0) AS purchase_days_total,
+    count(gap_days) AS gaps, sum(gap_days) AS gap_sum, sum(gap_days * gap_days) AS gap_squares"""
+
+
+def first_bought_sql(events: str) -> str:
+    """Each category a customer bought, with the day they first bought it."""
+    return f"""
+        SELECT customer_id, category, min(day) AS day FROM ({events}) AS e
+        WHERE is_purchase AND category IS NOT NULL GROUP BY customer_id, category
+    """
+
+
+def _ratios(gap_sum: str, gaps: str, gap_squares: str) -> str:
+    """The features derived from the aggregates, the same in both plans."""
+    mean = f"{gap_sum} / nullif({gaps}, 0)"
+    return f"""{mean} AS mean_days_between_purchases,
+        -- sample standard deviation from exact integer sums (order-independent)
+        sqrt(({gap_squares} - {gap_sum} * {gap_sum} / {gaps}) / nullif({gaps} - 1, 0)) AS std_days_between_purchases,
+        days_since_last_purchase / nullif({mean}, 0) AS overdue_ratio,
+        -- +1 on both sides keeps the ratio defined for customers new to either period.
+        (coalesce(recent_purchases, 0) + 1.0) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
+        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
+        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share"""
 
 
 def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:

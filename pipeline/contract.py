@@ -25,6 +25,12 @@ SQL_TYPES: dict[str, str] = {
     "boolean": "BOOLEAN",
 }
 
+# Money is summed as this exact type: floating-point sums depend on the order of parallel
+# work, and scores must not. 18 digits keep the engine's sums on fast 64-bit integers;
+# the contract's bounds on amounts (MONEY_LIMIT) keep every value inside them.
+MONEY = "DECIMAL(18, 6)"
+MONEY_LIMIT = 1e11
+
 
 @dataclass(frozen=True)
 class Column:
@@ -102,9 +108,11 @@ TRANSACTIONS = Table(
         Column("transaction_id", "string", "Transaction identifier.", required=True, unique=True),
         Column("customer_id", "string", "Customer who bought.", required=True),
         Column("purchased_at", "timestamp", "Moment of purchase.", required=True),
-        Column("amount", "number", "Net amount; negative for a refund or return.", required=True),
+        Column("amount", "number", "Net amount; negative for a refund or return.", required=True,
+               min_value=-MONEY_LIMIT, max_value=MONEY_LIMIT),
         Column("category", "string", "Product category."),
-        Column("discount_amount", "number", "Discount granted on this purchase.", min_value=0),
+        Column("discount_amount", "number", "Discount granted on this purchase.", min_value=0,
+               max_value=MONEY_LIMIT),
         Column("sales_channel", "string", "Where the purchase happened (web, app, store, ...)."),
     ),
 )

@@ -49,6 +49,9 @@ def edit(column, row, value):
         ("transactions", edit("transaction_id", 1, "t1"), "transactions.transaction_id [duplicate key]: 1 row(s); e.g. transaction_id='t1' on rows [1, 2]"),
         ("transactions", edit("purchased_at", 3, "2206-01-01"), "transactions.purchased_at [in the future]"),
         ("transactions", edit("discount_amount", 0, -5), "transactions.discount_amount [below minimum 0]"),
+        # money is summed exactly in 18 digits: larger amounts are refused, not overflowed
+        ("transactions", edit("amount", 1, "2e11"), "transactions.amount [above maximum 1e+11]: 1 row(s); e.g. row 2: amount='2e11'"),
+        ("transactions", edit("amount", 1, "-2e11"), "transactions.amount [below minimum -1e+11]"),
         ("surveys", edit("nps_score", 0, 11), "surveys.nps_score [above maximum 10]: 1 row(s); e.g. row 1: nps_score='11'"),
         ("surveys", edit("nps_score", 1, 7.5), "surveys.nps_score [not a whole number]"),
         ("support_tickets", edit("satisfaction", 1, "0"), "support_tickets.satisfaction [below minimum 1]"),
