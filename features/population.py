@@ -12,16 +12,30 @@ import datetime as dt
 import pandas as pd
 
 from pipeline.config import ChurnConfig
+from pipeline.contract import MONEY
 from pipeline.errors import DataError
 from pipeline.tables import Tables
 
 KEYS = ["customer_id", "cutoff_date"]
 
-# Active (inactivity churn): a purchase in the `lookback` days before the cutoff.
+# Active (inactivity churn): a purchase in the `lookback` days before the cutoff. A purchase
+# day makes its customer active at a run of consecutive cutoffs (those after it, within the
+# lookback): each customer's distinct runs are found once, then expanded to their cutoffs,
+# instead of joining every purchase to every cutoff.
 ACTIVE_BY_PURCHASE_SQL = """
-SELECT DISTINCT t.customer_id, c.cutoff_date FROM cutoffs c JOIN transactions t
-  ON t.purchased_at < c.cutoff_date AND date_diff('day', t.purchased_at, c.cutoff_date) <= $lookback
-WHERE t.amount > 0
+WITH calendar AS (
+    SELECT d.day, min(c.cutoff_date) AS first_cutoff, max(c.cutoff_date) AS last_cutoff
+    FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM transactions WHERE amount > 0) AS d
+    JOIN cutoffs AS c ON c.cutoff_date > d.day AND date_diff('day', d.day, c.cutoff_date) <= $lookback
+    GROUP BY d.day
+),
+runs AS (
+    SELECT DISTINCT t.customer_id, k.first_cutoff, k.last_cutoff
+    FROM transactions AS t JOIN calendar AS k ON k.day = CAST(t.purchased_at AS DATE)
+    WHERE t.amount > 0
+)
+SELECT DISTINCT r.customer_id, c.cutoff_date
+FROM runs AS r JOIN cutoffs AS c ON c.cutoff_date BETWEEN r.first_cutoff AND r.last_cutoff
 """
 
 # Active (subscription churn): a subscription running at the cutoff.
@@ -30,13 +44,31 @@ SELECT DISTINCT b.customer_id, c.cutoff_date FROM cutoffs c JOIN subscriptions b
   ON b.started_at < c.cutoff_date AND (b.ended_at IS NULL OR b.ended_at >= c.cutoff_date)
 """
 
+# Label windows, the mirror image of the lookback: an event day counts for every spine
+# cutoff in the `horizon` days up to it (its own day included), a run of consecutive cutoffs.
+LABEL_CALENDAR_SQL = """
+    SELECT d.day, min(c.cutoff_date) AS first_cutoff, max(c.cutoff_date) AS last_cutoff
+    FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM transactions) AS d
+    JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c
+      ON c.cutoff_date <= d.day AND date_diff('day', c.cutoff_date, d.day) < $horizon
+    GROUP BY d.day
+"""
+
 # Churned (inactivity): no purchase in [cutoff, cutoff + horizon).
-INACTIVITY_CHURN_SQL = """
-SELECT s.customer_id, s.cutoff_date, CASE WHEN count(t.customer_id) = 0 THEN 1 ELSE 0 END AS is_churned
-FROM spine s LEFT JOIN transactions t
-  ON t.customer_id = s.customer_id AND t.amount > 0 AND t.purchased_at >= s.cutoff_date
- AND date_diff('day', s.cutoff_date, t.purchased_at) < $horizon
-GROUP BY s.customer_id, s.cutoff_date
+INACTIVITY_CHURN_SQL = f"""
+WITH calendar AS ({LABEL_CALENDAR_SQL}),
+runs AS (
+    SELECT DISTINCT t.customer_id, k.first_cutoff, k.last_cutoff
+    FROM transactions AS t JOIN calendar AS k ON k.day = CAST(t.purchased_at AS DATE)
+    WHERE t.amount > 0
+),
+retained AS (
+    SELECT DISTINCT r.customer_id, c.cutoff_date
+    FROM runs AS r JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c
+      ON c.cutoff_date BETWEEN r.first_cutoff AND r.last_cutoff
+)
+SELECT s.customer_id, s.cutoff_date, CASE WHEN r.customer_id IS NULL THEN 1 ELSE 0 END AS is_churned
+FROM spine AS s LEFT JOIN retained AS r ON r.customer_id = s.customer_id AND r.cutoff_date = s.cutoff_date
 """
 
 # Churned (subscription): every subscription running at the cutoff ends within the horizon
@@ -60,14 +92,22 @@ SELECT r.customer_id, r.cutoff_date,
 FROM running r
 """
 
-# CLV label: net revenue in [cutoff, cutoff + horizon), summed exactly (DECIMAL).
-CLV_LABEL_SQL = """
-SELECT s.customer_id, s.cutoff_date,
-       CAST(coalesce(sum(CAST(t.amount AS DECIMAL(38, 6))), 0) AS DOUBLE) AS future_revenue
-FROM spine s LEFT JOIN transactions t
-  ON t.customer_id = s.customer_id AND t.purchased_at >= s.cutoff_date
- AND date_diff('day', s.cutoff_date, t.purchased_at) < $horizon
-GROUP BY s.customer_id, s.cutoff_date
+# CLV label: net revenue in [cutoff, cutoff + horizon), summed exactly (MONEY).
+CLV_LABEL_SQL = f"""
+WITH calendar AS ({LABEL_CALENDAR_SQL}),
+runs AS (
+    SELECT t.customer_id, k.first_cutoff, k.last_cutoff, sum(CAST(t.amount AS {MONEY})) AS revenue
+    FROM transactions AS t JOIN calendar AS k ON k.day = CAST(t.purchased_at AS DATE)
+    GROUP BY t.customer_id, k.first_cutoff, k.last_cutoff
+),
+future AS (
+    SELECT r.customer_id, c.cutoff_date, sum(r.revenue) AS revenue
+    FROM runs AS r JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c
+      ON c.cutoff_date BETWEEN r.first_cutoff AND r.last_cutoff
+    GROUP BY r.customer_id, c.cutoff_date
+)
+SELECT s.customer_id, s.cutoff_date, CAST(coalesce(f.revenue, 0) AS DOUBLE) AS future_revenue
+FROM spine AS s LEFT JOIN future AS f ON f.customer_id = s.customer_id AND f.cutoff_date = s.cutoff_date
 """
 
 
