@@ -38,10 +38,12 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters, for a
     spine of one cutoff (nightly scoring): the events are grouped by customer and channel
-    alone, and only the finished rows meet the spine."""
+    alone, and only the finished rows meet the spine (rows at any other cutoff would get
+    no features, never those of a later cutoff)."""
     params, windowed, per_channel = _channel_columns(cfg)
     sql = f"""
-    WITH by_channel AS (
+    WITH cutoff AS (SELECT max(cutoff_date) AS cutoff_date FROM spine),
+    by_channel AS (
         -- one row per customer and channel as written in the data: channel names are then
         -- compared on these few rows, not on every event
         SELECT customer_id, channel, {windowed},
@@ -50,7 +52,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
                count(*) FILTER (WHERE age_days < $trend) AS recent,
                count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
         FROM (SELECT e.customer_id, e.channel, date_diff('day', e.occurred_at, c.cutoff_date) AS age_days
-              FROM ({EVENTS}) AS e CROSS JOIN (SELECT max(cutoff_date) AS cutoff_date FROM spine) AS c) AS h
+              FROM ({EVENTS}) AS e CROSS JOIN cutoff AS c) AS h
         GROUP BY customer_id, channel
     ),
     per_customer AS (
@@ -61,7 +63,8 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         FROM by_channel GROUP BY customer_id
     )
     SELECT s.cutoff_date, p.*
-    FROM spine AS s JOIN per_customer AS p ON p.customer_id = s.customer_id
+    FROM spine AS s JOIN cutoff AS c ON c.cutoff_date = s.cutoff_date
+    JOIN per_customer AS p ON p.customer_id = s.customer_id
     """
     return sql, params
 
@@ -74,12 +77,11 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     params, windowed, per_channel = _channel_columns(cfg)
     params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
     recent_columns = ", ".join(f"r.events_{w}d" for w in cfg.windows)
-    events = EVENTS
     sql = f"""
-    WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
+    WITH first_cutoff_after AS ({first_cutoff_after_sql(EVENTS)}),
     buckets AS (
         SELECT e.customer_id, e.channel, f.first_cutoff, count(*) AS events, max(e.occurred_at) AS last_at
-        FROM ({events}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
+        FROM ({EVENTS}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
         GROUP BY e.customer_id, e.channel, f.first_cutoff
     ),
     all_time AS (
@@ -94,7 +96,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     recent_history AS (
         -- each event meets only the cutoffs whose longest window holds it
         SELECT s.customer_id, s.cutoff_date, e.channel, date_diff('day', e.occurred_at, s.cutoff_date) AS age_days
-        FROM spine AS s JOIN ({events}) AS e
+        FROM spine AS s JOIN ({EVENTS}) AS e
           ON e.customer_id = s.customer_id AND e.occurred_at < s.cutoff_date
          AND date_diff('day', e.occurred_at, s.cutoff_date) < $longest
     ),
@@ -119,8 +121,9 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
 
 
 def _channel_columns(cfg: FeaturesConfig) -> tuple[dict, str, list[str]]:
-    """Parameters, the windowed counts per (customer, cutoff, channel) row, and the per-channel
-    features pivoted from those rows: the same in both plans."""
+    """Parameters, the windowed counts per row of events grouped by customer and channel (and
+    cutoff, in a stack), and the per-channel features pivoted from those rows: the same in
+    both plans."""
     params = {f"w{w}": w for w in cfg.windows} | {"trend": cfg.trend_days}
     params |= {f"ch{i}": ch for i, ch in enumerate(cfg.channels)}
     windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS events_{w}d" for w in cfg.windows)

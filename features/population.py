@@ -133,6 +133,7 @@ def build_churn_labels(tables: Tables, spine: pd.DataFrame, churn: ChurnConfig) 
     else:
         _require_subscriptions(tables)
         sql, params = SUBSCRIPTION_CHURN_SQL, {"horizon": churn.horizon_days, "grace": churn.subscription_grace_days}
+    _check_spine(spine)
     labels = tables.query_with("spine", spine[KEYS], sql, params)
     merged = spine[KEYS].merge(labels, how="left", on=KEYS)
     return merged["is_churned"].fillna(0).astype(int).rename("is_churned")
@@ -140,9 +141,20 @@ def build_churn_labels(tables: Tables, spine: pd.DataFrame, churn: ChurnConfig) 
 
 def build_clv_labels(tables: Tables, spine: pd.DataFrame, horizon_days: int) -> pd.Series:
     """future_revenue: net revenue in [cutoff, cutoff + horizon) for each spine row."""
+    _check_spine(spine)
     labels = tables.query_with("spine", spine[KEYS], CLV_LABEL_SQL, {"horizon": horizon_days})
     merged = spine[KEYS].merge(labels, how="left", on=KEYS)
     return merged["future_revenue"].fillna(0.0).rename("future_revenue")
+
+
+def _check_spine(spine: pd.DataFrame) -> None:
+    """Labels are joined back by key, and their windows are whole days from the cutoff's
+    midnight: a repeated key or a cutoff in mid-day would give wrong labels silently."""
+    if spine.duplicated(KEYS).any():
+        raise ValueError("the spine repeats a (customer_id, cutoff_date); labels need one row per key")
+    cutoffs = pd.to_datetime(spine["cutoff_date"])
+    if (cutoffs != cutoffs.dt.normalize()).any():
+        raise ValueError("cutoffs must be midnights (label windows are whole calendar days from the cutoff)")
 
 
 def _require_subscriptions(tables: Tables) -> None:

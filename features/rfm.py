@@ -51,11 +51,12 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     spine of one cutoff (nightly scoring).
 
     With one cutoff, every figure is an aggregate per customer: the events are grouped by
-    customer alone (a one-column key), and only the finished rows meet the spine."""
+    customer alone (a one-column key), and only the finished rows meet the spine. Spine
+    rows at any other cutoff would get no features (never those of a later cutoff)."""
     params, windowed = _windowed_columns(cfg)
-    events = EVENTS
     sql = f"""
-    WITH per_customer AS (
+    WITH cutoff AS (SELECT max(cutoff_date) AS cutoff_date FROM spine),
+    per_customer AS (
         SELECT customer_id,
             min(age_days) FILTER (WHERE is_purchase) AS days_since_last_purchase,
             max(age_days) FILTER (WHERE is_purchase) AS days_since_first_purchase,
@@ -70,19 +71,21 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         FROM (SELECT e.customer_id, e.is_purchase,
                      CAST(e.amount AS {MONEY}) AS amount, CAST(e.discount_amount AS {MONEY}) AS discount_amount,
                      date_diff('day', e.purchased_at, c.cutoff_date) AS age_days
-              FROM ({events}) AS e CROSS JOIN (SELECT max(cutoff_date) AS cutoff_date FROM spine) AS c) AS h
+              FROM ({EVENTS}) AS e CROSS JOIN cutoff AS c) AS h
         GROUP BY customer_id
     ),
     gaps AS (
-        SELECT customer_id, {_GAP_SUMS} FROM ({purchase_gaps_sql(events)}) AS g GROUP BY customer_id
+        SELECT customer_id, {_GAP_SUMS} FROM ({purchase_gaps_sql(EVENTS)}) AS g GROUP BY customer_id
     ),
     categories AS (
         SELECT customer_id, count(*) AS distinct_categories
-        FROM ({first_bought_sql(events)}) AS f GROUP BY customer_id
+        FROM ({first_bought_sql(EVENTS)}) AS f GROUP BY customer_id
     )
-    SELECT s.cutoff_date, p.*, gaps.purchase_days_total, categories.distinct_categories,  -- run_stage_query keeps the features
-        {_ratios("gaps.gap_sum", "gaps.gaps", "gaps.gap_squares")}
-    FROM spine AS s JOIN per_customer AS p ON p.customer_id = s.customer_id
+    -- run_stage_query keeps only the features of these columns
+    SELECT s.cutoff_date, p.*, gaps.purchase_days AS purchase_days_total, categories.distinct_categories,
+        {_ratios("gaps.gap_sum", "gaps.gap_count", "gaps.gap_squares")}
+    FROM spine AS s JOIN cutoff AS c ON c.cutoff_date = s.cutoff_date
+    JOIN per_customer AS p ON p.customer_id = s.customer_id
     LEFT JOIN gaps ON gaps.customer_id = s.customer_id
     LEFT JOIN categories ON categories.customer_id = s.customer_id
     """
@@ -99,9 +102,8 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     params, windowed = _windowed_columns(cfg)
     params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
     recent_columns = ", ".join(f"recent.purchases_{w}d, recent.revenue_{w}d" for w in cfg.windows)
-    events = EVENTS
     sql = f"""
-    WITH first_cutoff_after AS ({first_cutoff_after_sql(events)}),
+    WITH first_cutoff_after AS ({first_cutoff_after_sql(EVENTS)}),
     buckets AS (
         SELECT e.customer_id, f.first_cutoff,
             max(e.purchased_at) FILTER (WHERE e.is_purchase) AS last_purchase_at,
@@ -112,7 +114,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             sum(CAST(e.discount_amount AS {MONEY})) FILTER (WHERE e.is_purchase) AS discounted,
             count(*) FILTER (WHERE NOT e.is_purchase) AS refunds,
             -sum(CAST(e.amount AS {MONEY})) FILTER (WHERE NOT e.is_purchase) AS refunded
-        FROM ({events}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
+        FROM ({EVENTS}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
         GROUP BY e.customer_id, f.first_cutoff
     ),
     totals AS (
@@ -135,19 +137,19 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         SELECT customer_id, cutoff_date, {windowed}
         FROM (SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS {MONEY}) AS amount, e.is_purchase,
                      date_diff('day', e.purchased_at, s.cutoff_date) AS age_days
-              FROM spine AS s JOIN ({events}) AS e
+              FROM spine AS s JOIN ({EVENTS}) AS e
                 ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
                AND date_diff('day', e.purchased_at, s.cutoff_date) < $longest) AS h
         GROUP BY customer_id, cutoff_date
     ),
     gap_buckets AS (
         SELECT g.customer_id, f.first_cutoff, {_GAP_SUMS}
-        FROM ({purchase_gaps_sql(events)}) AS g JOIN first_cutoff_after AS f ON f.day = g.day
+        FROM ({purchase_gaps_sql(EVENTS)}) AS g JOIN first_cutoff_after AS f ON f.day = g.day
         GROUP BY g.customer_id, f.first_cutoff
     ),
     gaps AS (
-        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days_total) AS purchase_days_total,
-            sum(b.gaps) AS gaps, sum(b.gap_sum) AS gap_sum, sum(b.gap_squares) AS gap_squares
+        SELECT s.customer_id, s.cutoff_date, sum(b.purchase_days) AS purchase_days,
+            sum(b.gap_count) AS gap_count, sum(b.gap_sum) AS gap_sum, sum(b.gap_squares) AS gap_squares
         FROM spine AS s JOIN gap_buckets AS b
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
@@ -155,7 +157,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     category_buckets AS (
         -- each category counts once, in the bucket of the day it was first bought
         SELECT b.customer_id, f.first_cutoff, count(*) AS new_categories
-        FROM ({first_bought_sql(events)}) AS b JOIN first_cutoff_after AS f ON f.day = b.day
+        FROM ({first_bought_sql(EVENTS)}) AS b JOIN first_cutoff_after AS f ON f.day = b.day
         GROUP BY b.customer_id, f.first_cutoff
     ),
     categories AS (
@@ -164,8 +166,8 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     )
-    SELECT totals.*, {recent_columns}, gaps.purchase_days_total, categories.distinct_categories,
-        {_ratios("gaps.gap_sum", "gaps.gaps", "gaps.gap_squares")}
+    SELECT totals.*, {recent_columns}, gaps.purchase_days AS purchase_days_total, categories.distinct_categories,
+        {_ratios("gaps.gap_sum", "gaps.gap_count", "gaps.gap_squares")}
     FROM totals
     LEFT JOIN recent ON recent.customer_id = totals.customer_id AND recent.cutoff_date = totals.cutoff_date
     LEFT JOIN gaps ON gaps.customer_id = totals.customer_id AND gaps.cutoff_date = totals.cutoff_date
@@ -199,7 +201,8 @@ def purchase_gaps_sql(events: str) -> str:
     in time, so one pass over the purchases serves every cutoff; ordering by calendar day
     (a date, the cheapest sort) gives the same gaps as ordering by the moment."""
     return f"""
-        SELECT customer_id, day, date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap_days
+        SELECT customer_id, day,
+               date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap_days
         FROM ({events}) AS e WHERE is_purchase
     """
 
@@ -207,8 +210,8 @@ def purchase_gaps_sql(events: str) -> str:
 # Sums over `purchase_gaps_sql` rows: exact integers, so that a stack's running sums of
 # buckets equal one cutoff's sums. A purchase on a new calendar day has no gap (the first
 # one) or a gap of a day or more.
-_GAP_SUMS = """count(*) FILTER (WHERE coalesce(gap_days, 1) > 0) AS purchase_days_total,
-    count(gap_days) AS gaps, sum(gap_days) AS gap_sum, sum(gap_days * gap_days) AS gap_squares"""
+_GAP_SUMS = """count(*) FILTER (WHERE coalesce(gap_days, 1) > 0) AS purchase_days,
+    count(gap_days) AS gap_count, sum(gap_days) AS gap_sum, sum(gap_days * gap_days) AS gap_squares"""
 
 
 def first_bought_sql(events: str) -> str:
@@ -219,8 +222,9 @@ def first_bought_sql(events: str) -> str:
     """
 
 
-def _ratios(gap_sum: str, gaps: str, gap_squares: str) -> str:
+def _ratios(gap_sum: str, gap_count: str, gap_squares: str) -> str:
     """The features derived from the aggregates, the same in both plans."""
+    gaps = gap_count
     mean = f"{gap_sum} / nullif({gaps}, 0)"
     return f"""{mean} AS mean_days_between_purchases,
         -- sample standard deviation from exact integer sums (order-independent)

@@ -26,8 +26,9 @@ SQL_TYPES: dict[str, str] = {
 }
 
 # Money is summed as this exact type: floating-point sums depend on the order of parallel
-# work, and scores must not. 18 digits keep the engine's sums on fast 64-bit integers;
-# the contract's bounds on amounts (MONEY_LIMIT) keep every value inside them.
+# work, and scores must not. Values of 18 digits are 64-bit integers to the engine, much
+# faster to add up than wider ones (sums widen by themselves); the contract's bounds on
+# amounts (MONEY_LIMIT) keep every value inside them.
 MONEY = "DECIMAL(18, 6)"
 MONEY_LIMIT = 1e11
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
+from features import interactions, rfm
+from features.catalog import KEYS, run_stage_query
 from features.frame import build_features, customer_batches
 from features.population import build_active_spine
 from pipeline.config import ChurnConfig, FeaturesConfig
+from pipeline.generate import generate_world
 from pipeline.tables import load_tables
 from tests.conftest import RUN_AT, tiny_world, write_world
 
@@ -34,10 +38,18 @@ def test_features_built_in_small_batches_equal_one_batch(tmp_path):
     assert set(whole.dtypes.astype(str)) <= {"str", "float64", "datetime64[us]", "datetime64[ns]"}
 
 
-def test_a_stack_of_cutoffs_equals_each_cutoff_built_alone(tmp_path):
+def world_tables(tmp_path, kind: str):
+    if kind == "hand-made":
+        return load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    generate_world(tmp_path / "data", 200, seed=11, end_date=dt.date(2025, 12, 31))
+    return load_tables(tmp_path / "data", RUN_AT, None)
+
+
+@pytest.mark.parametrize("kind", ["hand-made", "generated"])
+def test_a_stack_of_cutoffs_equals_each_cutoff_built_alone(tmp_path, kind):
     """A stack is built by another plan than a single cutoff (per-cutoff buckets and running
-    totals instead of one join of events to the spine): both must give the same features."""
-    tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    totals instead of aggregates per customer): both must give the same features."""
+    tables = world_tables(tmp_path, kind)
     cfg = FeaturesConfig()
     stacked = build_features(tables, build_active_spine(tables, CUTOFFS, ChurnConfig()), cfg)
     alone = pd.concat([build_features(tables, build_active_spine(tables, [c], ChurnConfig()), cfg) for c in CUTOFFS])
@@ -51,3 +63,17 @@ def test_an_empty_spine_gives_an_empty_frame_with_every_feature(tmp_path):
     spine = build_active_spine(tables, CUTOFFS, ChurnConfig()).head(0)
     frame = build_features(tables, spine, FeaturesConfig())
     assert len(frame) == 0 and len(frame.columns) > 50
+
+
+@pytest.mark.parametrize("stage", [rfm, interactions])
+def test_the_one_cutoff_plan_never_gives_a_row_the_features_of_a_later_cutoff(tmp_path, stage):
+    """The one-cutoff query computes as of the spine's latest cutoff; handed a stack by
+    mistake, it leaves the earlier rows empty instead of leaking later events into them."""
+    tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    cfg = FeaturesConfig()
+    spine = build_active_spine(tables, CUTOFFS, ChurnConfig()).sort_values(KEYS).reset_index(drop=True)
+    names = [f.name for f in stage.catalog(cfg)]
+    found = run_stage_query(tables, spine, *stage.stage_query(cfg), stage.catalog(cfg), [])
+    latest = found["cutoff_date"] == found["cutoff_date"].max()
+    assert found.loc[~latest, names].isna().all().all()
+    assert found.loc[latest, names].notna().any().any()
