@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import ChurnConfig
@@ -122,8 +123,8 @@ def build_active_spine(tables: Tables, cutoffs: list[dt.date], churn: ChurnConfi
     else:
         _require_subscriptions(tables)
         sql, params = ACTIVE_BY_SUBSCRIPTION_SQL, {}
-    spine = tables.query_with("cutoffs", cutoff_table(cutoffs), sql, params)
-    return spine.sort_values(["cutoff_date", "customer_id"], kind="stable").reset_index(drop=True)
+    ordered = f"SELECT * FROM ({sql}) AS active ORDER BY cutoff_date, customer_id"  # the engine sorts faster
+    return tables.query_with("cutoffs", cutoff_table(cutoffs), ordered, params)
 
 
 def build_churn_labels(tables: Tables, spine: pd.DataFrame, churn: ChurnConfig) -> pd.Series:
@@ -133,18 +134,27 @@ def build_churn_labels(tables: Tables, spine: pd.DataFrame, churn: ChurnConfig) 
     else:
         _require_subscriptions(tables)
         sql, params = SUBSCRIPTION_CHURN_SQL, {"horizon": churn.horizon_days, "grace": churn.subscription_grace_days}
-    _check_spine(spine)
-    labels = tables.query_with("spine", spine[KEYS], sql, params)
-    merged = spine[KEYS].merge(labels, how="left", on=KEYS)
-    return merged["is_churned"].fillna(0).astype(int).rename("is_churned")
+    return _in_spine_order(tables, spine, sql, params, "is_churned").fillna(0).astype(int)
 
 
 def build_clv_labels(tables: Tables, spine: pd.DataFrame, horizon_days: int) -> pd.Series:
     """future_revenue: net revenue in [cutoff, cutoff + horizon) for each spine row."""
+    return _in_spine_order(tables, spine, CLV_LABEL_SQL, {"horizon": horizon_days}, "future_revenue").fillna(0.0)
+
+
+def _in_spine_order(tables: Tables, spine: pd.DataFrame, sql: str, params: dict, column: str) -> pd.Series:
+    """`column` of `sql` (rows keyed by customer and cutoff) for each spine row, in the
+    spine's order; missing where `sql` has no row. The engine matches the rows to a numbered
+    spine and orders them: much faster than merging millions of text keys in pandas."""
     _check_spine(spine)
-    labels = tables.query_with("spine", spine[KEYS], CLV_LABEL_SQL, {"horizon": horizon_days})
-    merged = spine[KEYS].merge(labels, how="left", on=KEYS)
-    return merged["future_revenue"].fillna(0.0).rename("future_revenue")
+    numbered = spine[KEYS].assign(spine_row=np.arange(len(spine)))
+    aligned = f"""
+    WITH found AS ({sql})
+    SELECT found.{column} FROM spine AS s
+    LEFT JOIN found ON found.customer_id = s.customer_id AND found.cutoff_date = s.cutoff_date
+    ORDER BY s.spine_row
+    """
+    return tables.query_with("spine", numbered, aligned, params)[column]
 
 
 def _check_spine(spine: pd.DataFrame) -> None:

@@ -72,12 +72,15 @@ def plan_cutoffs(data_end: dt.date, cfg: TrainingConfig, horizon_days: int) -> C
 def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) -> pd.DataFrame:
     """Features of every active customer at every cutoff, with both labels (a label is
     missing where its window is not complete)."""
-    spine = build_active_spine(tables, cutoffs, cfg.churn)
+    with stage("active customers") as info:
+        spine = build_active_spine(tables, cutoffs, cfg.churn)
+        info["rows"], info["cutoffs"] = len(spine), len(cutoffs)
     if spine.empty:
         raise DataError(f"No active customers at any training cutoff {cutoffs}: is the data too short?")
-    frame = build_features(tables, spine, cfg.features)
-    frame["is_churned"] = build_churn_labels(tables, frame, cfg.churn).to_numpy()
-    frame["future_revenue"] = build_clv_labels(tables, frame, cfg.clv.horizon_days).to_numpy()
+    frame = build_features(tables, spine, cfg.features)  # logs each stage
+    with stage("churn and CLV labels"):
+        frame["is_churned"] = build_churn_labels(tables, frame, cfg.churn).to_numpy()
+        frame["future_revenue"] = build_clv_labels(tables, frame, cfg.clv.horizon_days).to_numpy()
     return frame
 
 

@@ -279,15 +279,20 @@ def monthly_cutoffs(last: dt.date, count: int) -> list[dt.date]:
 
 
 class StageTimes(logging.Handler):
-    """Collects the per-stage seconds that build_features logs."""
+    """Collects the per-stage seconds that build_features logs, and the steps around them
+    (active customers, labels) that the training frame logs."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.seconds: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("stage ") and isinstance(record.args, tuple) and len(record.args) == 4:
+        if not isinstance(record.args, tuple):
+            return
+        if record.msg.startswith("stage ") and len(record.args) == 4:  # features.frame
             self.seconds[record.args[0]] = float(record.args[3])
+        elif record.msg.startswith("%s done in") and len(record.args) == 3:  # pipeline.logs.stage
+            self.seconds[record.args[0]] = float(record.args[1])
 
 
 class Clock:
@@ -336,10 +341,11 @@ def code_version() -> str:
 
 def run_child(name: str, world: Path, folder: Path, customers: int, seed: int, memory_gb: float) -> dict:
     stage_times = StageTimes()
-    frame_log = logging.getLogger("features.frame")
-    frame_log.setLevel(logging.INFO)
-    frame_log.addHandler(stage_times)
-    frame_log.propagate = False
+    for logger in ("features.frame", "churn"):  # "churn": pipeline.logs.stage
+        frame_log = logging.getLogger(logger)
+        frame_log.setLevel(logging.INFO)
+        frame_log.addHandler(stage_times)
+        frame_log.propagate = False
     result: dict = {"code": code_version()}  # others may commit while a long run goes on
     if name == "generate":
         clock = Clock()
