@@ -62,7 +62,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
     features = [feature for stage in stages for feature in stage.catalog(cfg)]
     numeric = {f.name: np.full(len(frame), np.nan) for f in features if f.kind == "numeric"}
-    text: dict = {f.name: [] for f in features if f.kind == "categorical"}
+    text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
     for number, (start, stop) in enumerate(batches, 1):
@@ -81,11 +81,14 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     for stage in stages:
         log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, len(stage.catalog(cfg)),
                  f"{len(frame):,}", seconds[stage.name])
-    for name, parts in text.items():  # an empty spine has no batches
-        text[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="str")
-    columns = {f.name: numeric[f.name] if f.name in numeric else text[f.name] for f in features}
+    columns = {f.name: numeric[f.name] if f.name in numeric else _joined(text[f.name]) for f in features}
     # the feature arrays become the frame's columns as they are: no copy of the whole frame
     return pd.concat([frame, pd.DataFrame(columns, copy=False)], axis=1)
+
+
+def _joined(parts: list[pd.Series]) -> pd.Series:
+    """A text feature's batches as one column (an empty spine has no batches)."""
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype="str")
 
 
 def customer_batches(frame: pd.DataFrame, batch_rows: int) -> Iterator[tuple[int, int]]:

@@ -146,7 +146,7 @@ def _in_spine_order(tables: Tables, spine: pd.DataFrame, sql: str, params: dict,
     """`column` of `sql` (rows keyed by customer and cutoff) for each spine row, in the
     spine's order; missing where `sql` has no row. The engine matches the rows to a numbered
     spine and orders them: much faster than merging millions of text keys in pandas."""
-    _check_spine(spine)
+    _check_midnights(spine)
     numbered = spine[KEYS].assign(spine_row=np.arange(len(spine)))
     aligned = f"""
     WITH found AS ({sql})
@@ -154,14 +154,15 @@ def _in_spine_order(tables: Tables, spine: pd.DataFrame, sql: str, params: dict,
     LEFT JOIN found ON found.customer_id = s.customer_id AND found.cutoff_date = s.cutoff_date
     ORDER BY s.spine_row
     """
-    return tables.query_with("spine", numbered, aligned, params)[column]
-
-
-def _check_spine(spine: pd.DataFrame) -> None:
-    """Labels are joined back by key, and their windows are whole days from the cutoff's
-    midnight: a repeated key or a cutoff in mid-day would give wrong labels silently."""
-    if spine.duplicated(KEYS).any():
+    labels = tables.query_with("spine", numbered, aligned, params)[column]
+    if len(labels) != len(spine):  # a repeated key matches its label rows more than once
         raise ValueError("the spine repeats a (customer_id, cutoff_date); labels need one row per key")
+    return labels
+
+
+def _check_midnights(spine: pd.DataFrame) -> None:
+    """Label windows are whole days from the cutoff's midnight: a cutoff in mid-day would
+    give wrong labels silently."""
     cutoffs = pd.to_datetime(spine["cutoff_date"])
     if (cutoffs != cutoffs.dt.normalize()).any():
         raise ValueError("cutoffs must be midnights (label windows are whole calendar days from the cutoff)")

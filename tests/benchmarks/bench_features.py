@@ -205,8 +205,8 @@ def targets(results: dict) -> list[dict]:
         a, b = results.get(numerator, {}), results.get(denominator, {})
         value = a["seconds"] / b["seconds"] if "seconds" in a and "seconds" in b else None
         cpu = a["cpu_seconds"] / b["cpu_seconds"] if "cpu_seconds" in a and "cpu_seconds" in b else None
-        steadied = _relative(a, numerator) / _relative(b, denominator) if _relative(a, numerator) and _relative(
-            b, denominator) else None
+        a_units, b_units = _relative(a, numerator), _relative(b, denominator)
+        steadied = a_units / b_units if a_units and b_units else None
         verdict = steadied if steadied is not None else value
         checks.append({"target": label, "value": value, "kind": kind, "bound": bound, "met": _met(verdict, kind, bound),
                        "cpu_value": cpu, "steadied_value": steadied})
@@ -341,11 +341,11 @@ def code_version() -> str:
 
 def run_child(name: str, world: Path, folder: Path, customers: int, seed: int, memory_gb: float) -> dict:
     stage_times = StageTimes()
-    for logger in ("features.frame", "churn"):  # "churn": pipeline.logs.stage
-        frame_log = logging.getLogger(logger)
-        frame_log.setLevel(logging.INFO)
-        frame_log.addHandler(stage_times)
-        frame_log.propagate = False
+    for name_of_log in ("features.frame", "churn"):  # "churn": pipeline.logs.stage
+        timed_log = logging.getLogger(name_of_log)
+        timed_log.setLevel(logging.INFO)
+        timed_log.addHandler(stage_times)
+        timed_log.propagate = False
     result: dict = {"code": code_version()}  # others may commit while a long run goes on
     if name == "generate":
         clock = Clock()
