@@ -9,11 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from pipeline.tables import Tables
 
 KEYS = ["customer_id", "cutoff_date"]
+# Every numeric feature is a 32-bit float, in training and in scoring alike: seven significant
+# digits are more than any model or report needs, and a 12-cutoff stack of a million
+# customers (6M rows x 87 features) then takes 2.1 GB instead of 4.2 GB.
+FEATURE_DTYPE = np.float32
+FEATURE_SQL_TYPE = "FLOAT"  # the engine's name for it
 
 
 def events_sql(table: str, time: str, columns: str) -> str:
@@ -69,14 +75,14 @@ def run_stage_query(
     The SQL returns rows only for customers with events; here every spine row gets one
     row, in key order. Counts are 0 for customers without events (zero in the window),
     while recencies and averages stay missing (it never happened). The engine does the
-    matching and the typing (text for categoricals, DOUBLE for the rest: exact sums are cast
-    once summed), so only the finished features travel to Python."""
+    matching and the typing (text for categoricals, FEATURE_SQL_TYPE for the rest: exact sums
+    are cast once summed), so only the finished features travel to Python."""
     columns = []
     for feature in features:
         value = f'found."{feature.name}"'
         if feature.name in zero_when_no_events:
             value = f"coalesce({value}, 0)"
-        sql_type = "VARCHAR" if feature.kind == "categorical" else "DOUBLE"
+        sql_type = "VARCHAR" if feature.kind == "categorical" else FEATURE_SQL_TYPE
         columns.append(f'CAST({value} AS {sql_type}) AS "{feature.name}"')
     matched = f"""
     WITH found AS ({sql})

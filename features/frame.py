@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
-from features.catalog import KEYS, Feature
+from features.catalog import FEATURE_DTYPE, KEYS, Feature
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -50,9 +50,9 @@ def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
     """One row per spine row (customer_id, cutoff_date), one column per feature of every
-    stage whose table is present. Numeric features are float64 with NaN for missing;
-    categorical features stay plain text (missing: NaN), as a client of the logged model
-    would send them; the model turns them into categories."""
+    stage whose table is present. Numeric features are FEATURE_DTYPE (float32) with NaN for
+    missing; categorical features stay plain text (missing: NaN), as a client of the logged
+    model would send them; the model turns them into categories."""
     frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
     stages = []
     for stage in STAGES:
@@ -61,7 +61,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
         else:
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
     features = [feature for stage in stages for feature in stage.catalog(cfg)]
-    numeric = {f.name: np.full(len(frame), np.nan) for f in features if f.kind == "numeric"}
+    numeric = {f.name: np.full(len(frame), np.nan, dtype=FEATURE_DTYPE) for f in features if f.kind == "numeric"}
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
@@ -72,7 +72,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
             part = stage.build(tables, rows, cfg)
             for name in part.columns.drop(KEYS):
                 if name in numeric:
-                    numeric[name][start:stop] = pd.to_numeric(part[name]).to_numpy(dtype="float64", na_value=np.nan)
+                    numeric[name][start:stop] = pd.to_numeric(part[name]).to_numpy(dtype=FEATURE_DTYPE, na_value=np.nan)
                 else:
                     text[name].append(part[name].astype("str"))
             seconds[stage.name] += time.perf_counter() - started

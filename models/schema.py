@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.catalog import FEATURE_DTYPE
+
 
 @dataclass(frozen=True)
 class FeatureSchema:
@@ -40,7 +42,9 @@ class FeatureSchema:
             raise ValueError(f"input lacks feature column(s) the model was trained on: {missing}")
         out = pd.DataFrame(index=frame.index)
         for name in self.numeric:
-            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+            # float32, as the features are built: a copy-free pass for a training frame, and
+            # a scoring client's float64 values become exactly what training saw
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(FEATURE_DTYPE)
         for name, levels in self.categories.items():
             values = frame[name].astype("object").where(frame[name].notna(), None)
             out[name] = pd.Categorical(values.map(lambda v: None if v is None else str(v)), categories=list(levels))
@@ -50,6 +54,9 @@ class FeatureSchema:
         """Plain types (float, str) as a CSV or JSON client would send them; `derived`
         columns are computed inside the model and are not part of its input."""
         example = frame[[n for n in self.names if n not in derived]].head(rows).copy()
+        for name in self.numeric:
+            if name in example:
+                example[name] = example[name].astype(np.float64)
         for name in self.categories:
             example[name] = example[name].astype("object").where(example[name].notna(), "").astype(str)
         return example

@@ -35,7 +35,7 @@ def test_features_built_in_small_batches_equal_one_batch(tmp_path):
     batched = build_features(tables, spine, FeaturesConfig().model_copy(update={"batch_rows": 2}))
     assert len(list(customer_batches(whole, 2))) > 2
     pd.testing.assert_frame_equal(whole, batched)
-    assert set(whole.dtypes.astype(str)) <= {"str", "float64", "datetime64[us]", "datetime64[ns]"}
+    assert set(whole.dtypes.astype(str)) <= {"str", "float32", "datetime64[us]", "datetime64[ns]"}
 
 
 def world_tables(tmp_path, kind: str):

@@ -112,7 +112,9 @@ def assert_matches(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     for column in expected:
         got = actual.loc[expected.index, column].astype(float)
         want = expected[column].astype(float)
-        np.testing.assert_allclose(got, want, rtol=1e-9, equal_nan=True, err_msg=column)
+        # features are float32: equal to the reference rounded to float32, within one unit
+        # in the last place (the reference is float64)
+        np.testing.assert_allclose(got, want, rtol=np.finfo(np.float32).eps, equal_nan=True, err_msg=column)
 
 
 def test_every_stage_matches_a_plain_pandas_reference(tmp_path):
