@@ -33,12 +33,15 @@ LIFETIME_FEATURES = {
 def rfm_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """frequency (repeat purchase days), recency (first to last purchase) and T (first
     purchase to cutoff) in weeks, and the average order value, from the RFM features."""
-    first, last = frame["days_since_first_purchase"], frame["days_since_last_purchase"]
+    # float64: the features are float32, and the likelihoods sum thousands of logarithms
+    rfm = frame[["days_since_first_purchase", "days_since_last_purchase", "purchase_days_total",
+                 "average_order_value"]].astype(np.float64)
+    first, last = rfm["days_since_first_purchase"], rfm["days_since_last_purchase"]
     return pd.DataFrame({
-        "frequency": (frame["purchase_days_total"] - 1).clip(lower=0),
+        "frequency": (rfm["purchase_days_total"] - 1).clip(lower=0),
         "recency": (first - last) / UNIT_DAYS,
         "T": first / UNIT_DAYS,
-        "monetary_value": frame["average_order_value"],
+        "monetary_value": rfm["average_order_value"],
     }, index=frame.index)
 
 
