@@ -18,6 +18,7 @@ from models.attribution import PathAttribution
 from models.evaluate import distribution_reference
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
+from pipeline.errors import DataError
 
 DEFAULT_PARAMS: dict = {
     # One thread: LightGBM's OpenMP threads wait for each other at every step, and on a shared
@@ -58,8 +59,18 @@ class PlattCalibrator:
 
     @classmethod
     def fit(cls, raw_probability: np.ndarray, labels: pd.Series) -> PlattCalibrator:
-        fitted = LogisticRegression(C=1e6).fit(_log_odds(raw_probability)[:, None], np.asarray(labels))
-        return cls(float(fitted.coef_[0, 0]), float(fitted.intercept_[0]))
+        labels = np.asarray(labels)
+        if len(np.unique(labels)) < 2:
+            raise DataError(f"The calibration cutoff's {len(labels):,} customers all have the same churn label "
+                            f"({labels[0] if len(labels) else 'none'}): there is nothing to calibrate on. "
+                            "Use more data or an earlier validation cutoff (training.validation_cutoff).")
+        fitted = LogisticRegression(C=1e6).fit(_log_odds(raw_probability)[:, None], labels)
+        slope, intercept = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+        if slope <= 0:  # a calibration must not turn the ranking upside down
+            raise DataError(f"On the calibration cutoff, churn does not rise with the model's score (Platt slope "
+                            f"{slope:.3f}): the model learned nothing that holds a cutoff later. Check the labels "
+                            "and the data's history, or use more training cutoffs.")
+        return cls(slope, intercept)
 
     def predict(self, raw_probability: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.slope * _log_odds(raw_probability) + self.intercept)))

@@ -33,7 +33,7 @@ LIFETIME_FEATURES = {
 def rfm_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """frequency (repeat purchase days), recency (first to last purchase) and T (first
     purchase to cutoff) in weeks, and the average order value, from the RFM features."""
-    # float64: the features are float32, and the likelihoods sum thousands of logarithms
+    # float64 before any arithmetic: the same summary as from float64 features
     rfm = frame[["days_since_first_purchase", "days_since_last_purchase", "purchase_days_total",
                  "average_order_value"]].astype(np.float64)
     first, last = rfm["days_since_first_purchase"], rfm["days_since_last_purchase"]

@@ -17,6 +17,9 @@ from features.catalog import FEATURE_DTYPE
 class FeatureSchema:
     numeric: tuple[str, ...]
     categories: dict[str, tuple[str, ...]]
+    # The numeric type the model was trained on. Models saved before features became float32
+    # have no such field and read this default: they keep seeing the inputs they learned from.
+    dtype: str = "float64"
 
     @property
     def names(self) -> list[str]:
@@ -34,7 +37,7 @@ class FeatureSchema:
             or pd.api.types.is_string_dtype(frame[c].dtype)
         }
         numeric = tuple(c for c in usable if c not in categorical)
-        return cls(numeric, categorical)
+        return cls(numeric, categorical, np.dtype(FEATURE_DTYPE).name)
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.names if c not in frame]
@@ -42,9 +45,9 @@ class FeatureSchema:
             raise ValueError(f"input lacks feature column(s) the model was trained on: {missing}")
         out = pd.DataFrame(index=frame.index)
         for name in self.numeric:
-            # float32, as the features are built: a copy-free pass for a training frame, and
+            # as the features are built (float32): a copy-free pass for a training frame, and
             # a scoring client's float64 values become exactly what training saw
-            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(FEATURE_DTYPE)
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(self.dtype)
         for name, levels in self.categories.items():
             values = frame[name].astype("object").where(frame[name].notna(), None)
             out[name] = pd.Categorical(values.map(lambda v: None if v is None else str(v)), categories=list(levels))

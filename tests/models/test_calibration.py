@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.churn import PlattCalibrator
 from models.evaluate import expected_calibration_error
+from pipeline.errors import DataError
 
 
 def overconfident_world(rows: int, seed: int) -> tuple[np.ndarray, pd.Series]:
@@ -40,6 +42,19 @@ def test_calibration_keeps_the_ranking():
     assert np.all((calibrated > 0) & (calibrated < 1))
 
 
-def test_scores_of_exactly_zero_or_one_stay_finite():
-    calibrator = PlattCalibrator(slope=0.8, intercept=-0.1)
-    assert np.isfinite(calibrator.predict(np.array([0.0, 1.0, 0.5]))).all()
+def test_scores_of_exactly_zero_or_one_can_be_calibrated():
+    raw, churned = overconfident_world(1_000, seed=4)
+    raw[:5], raw[5:10] = 0.0, 1.0  # a booster's probability can round to either end
+    calibrated = PlattCalibrator.fit(raw, churned).predict(raw)
+    assert np.isfinite(calibrated).all() and np.all((calibrated >= 0) & (calibrated <= 1))
+
+
+def test_a_score_that_ranks_churn_backwards_is_refused():
+    raw, churned = overconfident_world(1_000, seed=5)
+    with pytest.raises(DataError, match="does not rise with the model's score"):
+        PlattCalibrator.fit(1 - raw, churned)
+
+
+def test_a_calibration_cutoff_where_nobody_churns_is_refused():
+    with pytest.raises(DataError, match="all have the same churn label"):
+        PlattCalibrator.fit(np.linspace(0.1, 0.9, 50), pd.Series(np.zeros(50, dtype=int)))
