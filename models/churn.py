@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
 from models.attribution import PathAttribution
@@ -73,12 +74,12 @@ class PlattCalibrator:
         return cls(slope, intercept)
 
     def predict(self, raw_probability: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.slope * _log_odds(raw_probability) + self.intercept)))
+        return expit(self.slope * _log_odds(raw_probability) + self.intercept)
 
 
 def _log_odds(probability: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
-    return np.log(p / (1 - p))
+    # a booster's probability can round to exactly 0 or 1, whose log-odds are infinite
+    return logit(np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12))
 
 
 @dataclass

@@ -45,8 +45,8 @@ class FeatureSchema:
             raise ValueError(f"input lacks feature column(s) the model was trained on: {missing}")
         out = pd.DataFrame(index=frame.index)
         for name in self.numeric:
-            # as the features are built (float32): a copy-free pass for a training frame, and
-            # a scoring client's float64 values become exactly what training saw
+            # the type the features are built in (float32): a scoring client's float64
+            # values become exactly what training saw
             out[name] = pd.to_numeric(frame[name], errors="coerce").astype(self.dtype)
         for name, levels in self.categories.items():
             values = frame[name].astype("object").where(frame[name].notna(), None)
