@@ -1,98 +1,52 @@
-"""The feature catalogue: every feature's name, stage, kind and one-line description.
+"""The feature catalogue: the registry of feature stages, and every feature they declare.
 
-Stages declare their features next to their SQL; reports, `churn features --catalog` and
-the per-customer reasons on the at-risk list reuse the descriptions from here."""
+Adding a stage means writing its module (tables, cutoff, config section -> one frame keyed
+by customer) and adding one line here. `churn features --catalog`, the reports and the
+reasons on the at-risk list read each feature's one-line description and reason family
+from this catalogue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import replace
+from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
+from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
+from features.stage_sql import Feature
+from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
-KEYS = ["customer_id", "cutoff_date"]
-# Every numeric feature is a 32-bit float, in training and in scoring alike: seven significant
-# digits are more than any model needs (money sums are exact in the engine, then rounded to
-# them), and a 12-cutoff stack of a million customers (6M rows x 83 numeric features) then
-# takes 2.0 GB instead of 4.0 GB.
-FEATURE_DTYPE = np.float32
-FEATURE_SQL_TYPE = "FLOAT"  # the engine's name for it
 
-
-def events_sql(table: str, time: str, columns: str) -> str:
-    """The events of the spine's customers that any of its cutoffs can see (strictly before
-    the latest one), with their calendar `day`. Written into each query that reads it: as a
-    shared CTE the engine would store all of it. A batch of the spine holds consecutive
-    customers, so a range of ids selects them, much cheaper than a semi-join."""
-    return f"""
-        SELECT customer_id, {time}, CAST({time} AS DATE) AS day, {columns}
-        FROM {table}
-        WHERE {time} < (SELECT max(cutoff_date) FROM spine)
-          AND customer_id BETWEEN (SELECT min(customer_id) FROM spine) AND (SELECT max(customer_id) FROM spine)
-    """
-
-
-def first_cutoff_after_sql(events: str) -> str:
-    """For stages that build many cutoffs at once: the bucket of each event day is the first
-    spine cutoff after it. A figure over all time is then a running sum (a cutoff adds up
-    its customer's buckets up to itself) instead of a join of every event to every later cutoff."""
-    return f"""
-        SELECT d.day, min(c.cutoff_date) AS first_cutoff
-        FROM (SELECT DISTINCT day FROM ({events}) AS e) AS d
-        JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
-        GROUP BY d.day
-    """
-
-
-def plan_for(spine: pd.DataFrame, one_cutoff: Callable, stack: Callable) -> Callable:
-    """A stage's query for this spine: the single-pass plan for one cutoff, the bucket plan
-    for a stack. Two plans, one definition: a test checks that a stack equals each cutoff
-    built alone."""
-    return one_cutoff if spine["cutoff_date"].nunique() <= 1 else stack
-
-
-@dataclass(frozen=True)
-class Feature:
+class Stage(NamedTuple):
     name: str
-    stage: str
-    description: str
-    kind: Literal["numeric", "categorical"] = "numeric"
+    table: str
+    family: str  # the reason family of its features unless a feature names its own
+    build: Callable[[Tables, pd.DataFrame, FeaturesConfig], pd.DataFrame]
+    catalog: Callable[[FeaturesConfig], list[Feature]]
+    query: Callable[[FeaturesConfig], tuple[str, dict]]
+
+    def features(self, cfg: FeaturesConfig) -> list[Feature]:
+        """The stage's features, each with its reason family filled in."""
+        return [f if f.family else replace(f, family=self.family) for f in self.catalog(cfg)]
 
 
-def run_stage_query(
-    tables: Tables,
-    spine: pd.DataFrame,
-    sql: str,
-    params: dict,
-    features: list[Feature],
-    zero_when_no_events: list[str],
-) -> pd.DataFrame:
-    """Run a stage's SQL with `spine` (customer_id, cutoff_date) visible as a table.
+def _stage(module, build: Callable) -> Stage:
+    return Stage(module.STAGE, module.TABLE, module.FAMILY, build, module.catalog, module.stage_query)
 
-    The SQL returns rows only for customers with events; here every spine row gets one
-    row, in key order. Counts are 0 for customers without events (zero in the window),
-    while recencies and averages stay missing (it never happened). The engine does the
-    matching and the typing (text for categoricals, FEATURE_SQL_TYPE for the rest: exact sums
-    are cast once summed), so only the finished features travel to Python."""
-    columns = []
-    for feature in features:
-        value = f'found."{feature.name}"'
-        if feature.name in zero_when_no_events:
-            value = f"coalesce({value}, 0)"
-        sql_type = "VARCHAR" if feature.kind == "categorical" else FEATURE_SQL_TYPE
-        columns.append(f'CAST({value} AS {sql_type}) AS "{feature.name}"')
-    matched = f"""
-    WITH found AS ({sql})
-    SELECT s.customer_id, s.cutoff_date, {", ".join(columns)}
-    FROM spine s LEFT JOIN found ON found.customer_id = s.customer_id AND found.cutoff_date = s.cutoff_date
-    ORDER BY s.customer_id, s.cutoff_date
-    """
-    frame = tables.query_with("spine", spine[KEYS], matched, params)
-    if len(frame) != len(spine):  # stages are joined side by side: a duplicated key would shift rows
-        raise RuntimeError(f"stage query returned {len(frame):,} rows for a spine of {len(spine):,}: "
-                           "the spine or the stage result repeats a (customer_id, cutoff_date)")
-    return frame
+
+# Stages run in this order; each reads one table and is skipped when that table is absent.
+STAGES = [
+    _stage(rfm, rfm.build_rfm_features),
+    _stage(interactions, interactions.build_interaction_features),
+    _stage(support_tickets, support_tickets.build_support_ticket_features),
+    _stage(surveys, surveys.build_survey_features),
+    _stage(subscriptions, subscriptions.build_subscription_features),
+    _stage(profile, profile.build_profile_features),
+]
+
+
+def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
+    """Every feature of every stage, in frame column order."""
+    return [feature for stage in STAGES for feature in stage.features(cfg)]

@@ -1,51 +1,26 @@
 """Join every feature stage onto the customer spine: the model-ready frame.
 
-Stages run in this order; a stage whose table is absent is skipped and says so. Large
-spines are built in batches of whole customers (`features.batch_rows`), each written into
-one preallocated column per feature, so that neither the engine nor Python holds more than
-one batch of intermediate results."""
+Stages run in catalogue order (features/catalog.py); a stage whose table is absent is
+skipped and says so. Large spines are built in batches of whole customers
+(`features.batch_rows`), each written into one preallocated column per feature, so that
+neither the engine nor Python holds more than one batch of intermediate results."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
-from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
-from features.catalog import FEATURE_DTYPE, KEYS, Feature
+from features.catalog import STAGES
+from features.population import KEYS
+from features.stage_sql import FEATURE_DTYPE
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
 log = logging.getLogger(__name__)
-
-
-class Stage(NamedTuple):
-    name: str
-    table: str
-    build: Callable[[Tables, pd.DataFrame, FeaturesConfig], pd.DataFrame]
-    catalog: Callable[[FeaturesConfig], list[Feature]]
-    query: Callable[[FeaturesConfig], tuple[str, dict]]
-
-
-STAGES = [
-    Stage(rfm.STAGE, rfm.TABLE, rfm.build_rfm_features, rfm.catalog, rfm.stage_query),
-    Stage(interactions.STAGE, interactions.TABLE, interactions.build_interaction_features, interactions.catalog,
-          interactions.stage_query),
-    Stage(support_tickets.STAGE, support_tickets.TABLE, support_tickets.build_support_ticket_features,
-          support_tickets.catalog, support_tickets.stage_query),
-    Stage(surveys.STAGE, surveys.TABLE, surveys.build_survey_features, surveys.catalog, surveys.stage_query),
-    Stage(subscriptions.STAGE, subscriptions.TABLE, subscriptions.build_subscription_features,
-          subscriptions.catalog, subscriptions.stage_query),
-    Stage(profile.STAGE, profile.TABLE, profile.build_profile_features, profile.catalog, profile.stage_query),
-]
-
-
-def feature_catalog(cfg: FeaturesConfig) -> list[Feature]:
-    return [feature for stage in STAGES for feature in stage.catalog(cfg)]
 
 
 def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
@@ -60,7 +35,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
             stages.append(stage)
         else:
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
-    features = [feature for stage in stages for feature in stage.catalog(cfg)]
+    features = [feature for stage in stages for feature in stage.features(cfg)]
     numeric = {f.name: np.full(len(frame), np.nan, dtype=FEATURE_DTYPE) for f in features if f.kind == "numeric"}
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)

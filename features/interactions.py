@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
+from features.stage_sql import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
 STAGE = "interactions"
 TABLE = "interactions"
+FAMILY = "engagement"  # the reason family of its features (models/reason_families.py)
 EVENTS = events_sql(TABLE, "occurred_at", "channel")
 
 

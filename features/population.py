@@ -112,6 +112,22 @@ FROM spine AS s LEFT JOIN future AS f ON f.customer_id = s.customer_id AND f.cut
 """
 
 
+def label_window_complete(cutoff: dt.date, horizon_days: int, data_end: dt.date) -> bool:
+    """Whether the label window [cutoff, cutoff + horizon) is over by the end of the data
+    (`data_end`: the last day with events). Before that, a quiet customer is not yet a
+    churned one and the revenue of the window is not yet known."""
+    return cutoff + dt.timedelta(days=horizon_days) <= data_end + dt.timedelta(days=1)
+
+
+def latest_complete_cutoff(data_end: dt.date, horizon_days: int, until: dt.date | None = None) -> dt.date:
+    """The latest first-of-month (on or before `until`, when given) whose label window is
+    complete: the cutoff a model can be judged on most recently."""
+    latest = data_end + dt.timedelta(days=1) - dt.timedelta(days=horizon_days)
+    if until is not None:
+        latest = min(latest, until)
+    return latest.replace(day=1)
+
+
 def cutoff_table(cutoffs: list[dt.date]) -> pd.DataFrame:
     return pd.DataFrame({"cutoff_date": pd.to_datetime(sorted(set(cutoffs))).astype("datetime64[us]")})
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, run_stage_query
+from features.stage_sql import Feature, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
 STAGE = "profile"
 TABLE = "customers"
+FAMILY = "profile"  # the reason family of its features (models/reason_families.py)
 
 
 def catalog(cfg: FeaturesConfig) -> list[Feature]:

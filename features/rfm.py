@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
+from features.stage_sql import Feature, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.contract import MONEY
 from pipeline.tables import Tables
 
 STAGE = "rfm"
 TABLE = "transactions"
+FAMILY = "purchase_lapse"  # the reason family of its features, unless one names its own
 EVENTS = events_sql(TABLE, "purchased_at", "category, amount, discount_amount, amount > 0 AS is_purchase")
 
 
@@ -22,7 +23,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
     for w in cfg.windows:
         windowed += [
             Feature(f"purchases_{w}d", STAGE, f"Number of purchases in the last {w} days."),
-            Feature(f"revenue_{w}d", STAGE, f"Net revenue (purchases minus refunds) in the last {w} days."),
+            Feature(f"revenue_{w}d", STAGE, f"Net revenue (purchases minus refunds) in the last {w} days.",
+                    family="spend"),
         ]
     t = cfg.trend_days
     return [
@@ -31,8 +33,8 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
         *windowed,
         Feature("purchases_total", STAGE, "Number of purchases ever."),
         Feature("purchase_days_total", STAGE, "Number of distinct days with a purchase ever."),
-        Feature("revenue_total", STAGE, "Net revenue ever (purchases minus refunds)."),
-        Feature("average_order_value", STAGE, "Average amount of a purchase."),
+        Feature("revenue_total", STAGE, "Net revenue ever (purchases minus refunds).", family="spend"),
+        Feature("average_order_value", STAGE, "Average amount of a purchase.", family="spend"),
         Feature("mean_days_between_purchases", STAGE, "Typical gap between two purchases, in days."),
         Feature("std_days_between_purchases", STAGE, "Spread of the gaps between purchases, in days."),
         Feature("overdue_ratio", STAGE,
@@ -40,9 +42,10 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
         Feature("purchase_trend", STAGE,
                 f"Purchases in the last {t} days relative to the {t} days before (1 = steady, <1 falling)."),
         Feature("distinct_categories", STAGE, "Number of product categories ever bought."),
-        Feature("discount_revenue_share", STAGE, "Share of purchase value that was discounted."),
-        Feature("refunds_total", STAGE, "Number of refunds or returns ever."),
-        Feature("refund_share", STAGE, "Refunded value as a share of purchased value."),
+        Feature("discount_revenue_share", STAGE, "Share of purchase value that was discounted.",
+                family="discounts"),
+        Feature("refunds_total", STAGE, "Number of refunds or returns ever.", family="refunds"),
+        Feature("refund_share", STAGE, "Refunded value as a share of purchased value.", family="refunds"),
     ]
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Feature, run_stage_query
+from features.stage_sql import Feature, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
 STAGE = "surveys"
 TABLE = "surveys"
+FAMILY = "nps"  # the reason family of its features (models/reason_families.py)
 
 
 def catalog(cfg: FeaturesConfig) -> list[Feature]:

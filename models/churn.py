@@ -16,10 +16,10 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
 from models.attribution import PathAttribution
-from models.evaluate import distribution_reference
+from models.drift import distribution_reference
+from models.errors import ModelDataError
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
-from pipeline.errors import DataError
 
 DEFAULT_PARAMS: dict = {
     # One thread: LightGBM's OpenMP threads wait for each other at every step, and on a shared
@@ -62,13 +62,13 @@ class PlattCalibrator:
     def fit(cls, raw_probability: np.ndarray, labels: pd.Series) -> PlattCalibrator:
         labels = np.asarray(labels)
         if len(np.unique(labels)) < 2:
-            raise DataError(f"The calibration cutoff's {len(labels):,} customers all have the same churn label "
+            raise ModelDataError(f"The calibration cutoff's {len(labels):,} customers all have the same churn label "
                             f"({labels[0] if len(labels) else 'none'}): there is nothing to calibrate on. "
                             "Use more data or an earlier validation cutoff (training.validation_cutoff).")
         fitted = LogisticRegression(C=1e6).fit(_log_odds(raw_probability)[:, None], labels)
         slope, intercept = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
         if slope <= 0:  # a calibration must not turn the ranking upside down
-            raise DataError(f"On the calibration cutoff, churn does not rise with the model's score (Platt slope "
+            raise ModelDataError(f"On the calibration cutoff, churn does not rise with the model's score (Platt slope "
                             f"{slope:.3f}): the model learned nothing that holds a cutoff later. Check the labels "
                             "and the data's history, or use more training cutoffs.")
         return cls(slope, intercept)

@@ -362,36 +362,6 @@ def predict_clv(bgnbd: BgNbdParams, gg: GammaGammaParams, horizon, frequency, re
         gg, frequency, monetary_value)
 
 
-@dataclass(frozen=True)
-class PracticeClv:
-    """The retention-practice formula: CLV = average order value x purchases per year x
-    expected remaining years, with expected remaining years = 1 / annual churn rate (the mean
-    of a geometric lifetime with that yearly churn).
-
-    Choice: to be comparable with revenue over a horizon (the project's CLV label and
-    ``predict_clv``), the remaining years are capped at the horizon:
-    ``aov * purchases_per_year * min(horizon_years, 1 / annual_churn_rate)``. This keeps the
-    practice formula as people use it; it is not the exact expectation under constant churn
-    (expected years alive within the horizon), which would be smaller."""
-
-    annual_churn_rate: float
-
-    def __post_init__(self):
-        if not 0.0 < self.annual_churn_rate <= 1.0:
-            raise ValueError("annual_churn_rate must be in (0, 1]")
-
-    @property
-    def expected_remaining_years(self) -> float:
-        return 1.0 / self.annual_churn_rate
-
-    def revenue(self, average_order_value, purchases_per_year, horizon_years: float) -> np.ndarray:
-        """aov x purchases per year x min(horizon_years, 1 / annual churn rate), per customer."""
-        if horizon_years < 0:
-            raise ValueError("horizon_years must be non-negative")
-        years = min(horizon_years, self.expected_remaining_years)
-        return np.asarray(average_order_value, dtype=float) * np.asarray(purchases_per_year, dtype=float) * years
-
-
 # --------------------------------------------------------------------------- RFM summary
 
 

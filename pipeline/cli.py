@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from pipeline.config import Config, load_config
+from models.errors import ModelDataError
+from pipeline.config import Config, DemoConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.logs import setup_logging, stage
 
@@ -50,7 +51,7 @@ def handles_errors(command: Callable) -> Callable:
         setup_logging(verbose=debug)
         try:
             return command(*args, **kwargs)
-        except PipelineError as exc:
+        except (PipelineError, ModelDataError) as exc:
             if debug:
                 raise
             log.error("%s", exc)
@@ -76,14 +77,14 @@ def _tables(cfg: Config, write_quarantine: bool = True):
 @app.command()
 @handles_errors
 def generate(
-    customers: Annotated[int, typer.Option(help="Number of customers in the world.", min=1)] = 4000,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
+    customers: Annotated[int, typer.Option(help="Number of customers in the world.", min=1)] = DemoConfig().customers,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = DemoConfig().seed,
     out: Annotated[Path, typer.Option(help="Folder to write the tables into (replaced).")] = Path("data/demo"),
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     debug: DebugOption = False,
 ) -> None:
     """Write a synthetic demo world (tables + truth/) in the data contract's format."""
-    from pipeline.generate import generate_world
+    from pipeline.demo.world import generate_world
 
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("--format must be parquet or csv")
@@ -110,8 +111,8 @@ def features(
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
     """Build the feature frame of every active customer as of a date (or print the catalogue)."""
-    from features.frame import build_features, feature_catalog
-    from features.population import build_active_spine
+    from features.catalog import feature_catalog
+    from features.model_input import features_at
     from pipeline.files import atomic_path
 
     cfg = _config(config, data)
@@ -124,7 +125,7 @@ def features(
     cutoff = parse_date(as_of)
     tables = _tables(cfg)
     with stage(f"features as of {cutoff}") as info:
-        frame = build_features(tables, build_active_spine(tables, [cutoff], cfg.churn), cfg.features)
+        frame = features_at(tables, cfg, cutoff)
         info["customers"], info["columns"] = len(frame), frame.shape[1]
     target = out or Path("outputs/features") / f"features_{cutoff}.parquet"
     with atomic_path(target) as tmp:
@@ -203,7 +204,7 @@ def report(
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
     """Retention KPI report: retention, churn, repeat purchases, cohorts, CLV, NPS, MRR."""
-    from pipeline.report import build_kpi_report
+    from pipeline.reporting.report import build_kpi_report
 
     if period not in ("month", "quarter"):
         raise typer.BadParameter("--period must be month or quarter")
@@ -222,7 +223,7 @@ def demo(
     config: ConfigOption = DEFAULT_CONFIG, debug: DebugOption = False,
 ) -> None:
     """All of it, end to end: generate a demo world, validate, train, score."""
-    from pipeline.generate import generate_world
+    from pipeline.demo.world import generate_world
     from pipeline.score import run_scoring
     from pipeline.train import run_training
 

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from models.reason_families import FAMILIES, FAMILY_NAMES
+from pipeline.at_risk.tiers import THRESHOLD_TIERS, TIERS
 from pipeline.errors import ConfigError
 
 PositiveDays = Annotated[int, Field(gt=0, le=3650)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+ReasonFamilyName = Literal[FAMILY_NAMES]
 
 
 class Section(BaseModel):
@@ -118,16 +121,27 @@ class CsvOptions(Section):
         return self
 
 
-class TierConfig(Section):
-    # A customer is `high` at or above `high`, `medium` at or above `medium`, else `low`.
-    high: Probability = 0.5
-    medium: Probability = 0.25
+class _TierThresholds(Section):
+    """Churn probability at which each tier of the registry begins (pipeline/at_risk/tiers.py)."""
 
     @model_validator(mode="after")
-    def _ordered(self) -> TierConfig:
-        if self.medium > self.high:
-            raise ValueError("tier threshold medium must not exceed high")
+    def _ordered(self) -> _TierThresholds:
+        for higher, lower in zip(THRESHOLD_TIERS, THRESHOLD_TIERS[1:], strict=False):
+            if getattr(self, lower.name) > getattr(self, higher.name):
+                raise ValueError(f"tier threshold {lower.name} must not exceed {higher.name}")
         return self
+
+    def __getitem__(self, tier: str) -> float:
+        return getattr(self, tier)
+
+
+# One field per tier of the registry, so that a tier added there is configurable here, and
+# an unknown tier name is rejected like any unknown key.
+TierConfig = create_model(
+    "TierConfig", __base__=_TierThresholds,
+    **{tier.name: (Probability, tier.default_threshold) for tier in THRESHOLD_TIERS},
+)
+TierName = Literal[TIERS]
 
 
 class SegmentRule(Section):
@@ -152,17 +166,17 @@ DEFAULT_SEGMENTS = [
 class ActionConfig(Section):
     """What to do about a customer, by the family of their strongest risk driver."""
 
-    by_reason: dict[str, str] = Field(default_factory=lambda: {
-        "support": "service recovery call",
-        "nps": "customer success call",
-        "purchase_lapse": "win-back offer",
-        "spend": "personalised offer",
-        "engagement": "re-engagement campaign",
-        "discounts": "value-based offer (not a deeper discount)",
-        "refunds": "product quality follow-up",
-        "subscription": "plan review call",
-        "profile": "welcome and onboarding journey",
-    })
+    # Keys are reason families of the registry (models/reason_families.py); a family left
+    # out keeps its default action.
+    by_reason: dict[ReasonFamilyName, str] = Field(
+        default_factory=lambda: {family.name: family.action for family in FAMILIES.values()})
+
+    @model_validator(mode="after")
+    def _every_family_has_an_action(self) -> ActionConfig:
+        defaults = {family.name: family.action for family in FAMILIES.values()}
+        object.__setattr__(self, "by_reason", defaults | dict(self.by_reason))
+        return self
+
     # Non-members whose predicted CLV reaches this get a loyalty-programme invitation.
     loyalty_invitation_min_clv: Annotated[float, Field(ge=0)] = 200.0
     low_risk: str = "no action"
@@ -183,7 +197,7 @@ class ScoringConfig(Section):
     drift_warn_psi: Annotated[float, Field(gt=0)] = 0.1
     drift_fail_psi: Annotated[float, Field(gt=0)] = 0.5
     top_n: Annotated[int, Field(gt=0)] | None = None
-    only_tiers: list[Literal["high", "medium", "low"]] | None = None
+    only_tiers: list[TierName] | None = None
 
 
 class DemoConfig(Section):
@@ -226,6 +240,13 @@ def load_tuned_params(path: Path) -> dict[str, dict]:
         return {"churn": {}, "clv": {}}
     loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return {"churn": loaded.get("churn", {}), "clv": loaded.get("clv", {})}
+
+
+def model_params(cfg: ModelConfig) -> dict[str, dict]:
+    """The LightGBM parameters of each model: those `churn tune` found, overridden by any
+    given explicitly in the config."""
+    tuned = load_tuned_params(cfg.tuned_params_path)
+    return {"churn": tuned["churn"] | cfg.churn_params, "clv": tuned["clv"] | cfg.clv_params}
 
 
 def parse_config(raw: dict, source: str = "<dict>") -> Config:

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 from typer.testing import CliRunner
 
-from pipeline.at_risk import AT_RISK_COLUMNS
+from pipeline.at_risk.listing import AT_RISK_COLUMNS
 from pipeline.cli import app
 from tests.conftest import write_config
 

@@ -43,14 +43,13 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.catalog import KEYS
 from features.frame import build_features
-from features.population import build_active_spine
+from features.model_input import build_training_frame
+from features.population import KEYS, build_active_spine
 from features.rfm import build_rfm_features
 from pipeline.config import Config
-from pipeline.generate import generate_world
+from pipeline.demo.world import generate_world
 from pipeline.tables import load_tables
-from pipeline.train import build_training_frame
 
 CUTOFF = dt.date(2025, 10, 1)
 STACK_SIZE = 12

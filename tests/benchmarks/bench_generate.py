@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contract import TABLES
-from pipeline.generate import ARROW_TYPES, generate_world
+from pipeline.demo.world import ARROW_TYPES, generate_world
 
 CHUNK_ROWS = 1_000_000
 

@@ -82,7 +82,7 @@ def config(args: argparse.Namespace) -> Config:
 
 
 def prepare_worlds(args: argparse.Namespace, folder: Path) -> None:
-    from pipeline.generate import generate_world
+    from pipeline.demo.world import generate_world
     from pipeline.tables import load_tables
     from pipeline.train import run_training
 
@@ -158,9 +158,10 @@ def run_child(name: str, cfg: Config, world: Path) -> dict:
 
 def compare_reasons(tables, cfg: Config, as_of: dt.date) -> dict:
     """Exact SHAP vs path attributions on a sample of the customers scored at `as_of`."""
-    from features.frame import build_features, feature_catalog
+    from features.catalog import feature_catalog
+    from features.frame import build_features
     from features.population import build_active_spine
-    from models.explain import top_reason_agreement
+    from models.reasons import top_reason_agreement
     from pipeline import tracking
 
     client = tracking.start_tracking(cfg.tracking)

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from features import interactions, rfm
-from features.catalog import KEYS, run_stage_query
 from features.frame import build_features, customer_batches
-from features.population import build_active_spine
+from features.population import KEYS, build_active_spine
+from features.stage_sql import run_stage_query
 from pipeline.config import ChurnConfig, FeaturesConfig
-from pipeline.generate import generate_world
+from pipeline.demo.world import generate_world
 from pipeline.tables import load_tables
 from tests.conftest import RUN_AT, tiny_world, write_world
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.frame import build_features, feature_catalog
+from features.catalog import feature_catalog
+from features.frame import build_features
 from features.population import build_active_spine
 from pipeline.config import ChurnConfig, FeaturesConfig
 from pipeline.tables import load_tables

@@ -10,7 +10,7 @@ import pytest
 
 from features.population import build_active_spine, build_churn_labels, build_clv_labels
 from pipeline.config import ChurnConfig
-from pipeline.generate import generate_world
+from pipeline.demo.world import generate_world
 from pipeline.tables import load_tables
 from tests.conftest import RUN_AT, tiny_world, write_world
 

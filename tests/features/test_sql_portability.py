@@ -9,7 +9,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from features import interactions, population, rfm
-from features.frame import STAGES
+from features.catalog import STAGES
 from pipeline.config import FeaturesConfig
 
 QUERIES = {f"stage {s.name}": s.query(FeaturesConfig())[0] for s in STAGES} | {

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.churn import PlattCalibrator
-from models.evaluate import expected_calibration_error
-from pipeline.errors import DataError
+from models.errors import ModelDataError
+from models.metrics import expected_calibration_error
 
 
 def overconfident_world(rows: int, seed: int) -> tuple[np.ndarray, pd.Series]:
@@ -51,10 +51,10 @@ def test_scores_of_exactly_zero_or_one_can_be_calibrated():
 
 def test_a_score_that_ranks_churn_backwards_is_refused():
     raw, churned = overconfident_world(1_000, seed=5)
-    with pytest.raises(DataError, match="does not rise with the model's score"):
+    with pytest.raises(ModelDataError, match="does not rise with the model's score"):
         PlattCalibrator.fit(1 - raw, churned)
 
 
 def test_a_calibration_cutoff_where_nobody_churns_is_refused():
-    with pytest.raises(DataError, match="all have the same churn label"):
+    with pytest.raises(ModelDataError, match="all have the same churn label"):
         PlattCalibrator.fit(np.linspace(0.1, 0.9, 50), pd.Series(np.zeros(50, dtype=int)))

@@ -13,7 +13,6 @@ import pytest
 from models.probabilistic import (
     BgNbdParams,
     GammaGammaParams,
-    PracticeClv,
     bgnbd_log_likelihood,
     conditional_expected_spend,
     expected_purchases,
@@ -295,17 +294,6 @@ def test_inconsistent_summaries_are_refused():
         fit_gamma_gamma([0, 0], [0.0, 0.0])
     with pytest.raises(ValueError, match="monetary_value > 0"):
         fit_gamma_gamma([1, 2], [10.0, 0.0])
-
-
-def test_practice_clv_caps_the_expected_lifetime_at_the_horizon():
-    practice = PracticeClv(annual_churn_rate=0.25)  # expected remaining lifetime: 4 years
-    assert practice.expected_remaining_years == 4.0
-    np.testing.assert_allclose(practice.revenue([50.0, 20.0], [6.0, 2.0], horizon_years=1.0), [300.0, 40.0])
-    assert practice.revenue(50.0, 6.0, horizon_years=10.0) == pytest.approx(50 * 6 * 4)
-    assert PracticeClv(annual_churn_rate=1.0).revenue(50.0, 6.0, horizon_years=3.0) == pytest.approx(300.0)
-    for bad in (0.0, -0.1, 1.5):
-        with pytest.raises(ValueError):
-            PracticeClv(annual_churn_rate=bad)
 
 
 # --------------------------------------------------------------------------- summarise_transactions

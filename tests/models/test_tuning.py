@@ -9,13 +9,13 @@ import optuna
 import pytest
 import yaml
 
-from features.frame import feature_catalog
+from features.catalog import feature_catalog
+from features.model_input import build_training_frame, plan_cutoffs, rows_at
+from models.evaluation import fit_lifetime_model
 from models.lifetime import LIFETIME_FEATURES
 from models.tuning import TuningData, churn_objective, clv_objective
-from models.validation import fit_lifetime_model
 from pipeline.config import load_config
 from pipeline.tables import load_tables
-from pipeline.train import build_training_frame, plan_cutoffs, rows_at
 from pipeline.tune import run_tuning
 from tests.conftest import RUN_AT
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import score as score_module
+from pipeline.at_risk import publish
 from pipeline.config import load_config
 from pipeline.errors import RunLockedError
-from pipeline.lock import run_lock
+from pipeline.files import run_lock
 from pipeline.score import run_scoring
 from pipeline.tables import load_tables
 from tests.conftest import RUN_AT, write_config
@@ -77,7 +77,7 @@ def test_a_failed_run_leaves_the_previous_list_untouched(demo_run, tmp_path, mon
         (folder / "at_risk.csv").write_text("customer_id\nhalf-writ")
         raise OSError("disk full")
 
-    monkeypatch.setattr(score_module, "write_at_risk_files", crash_midway)
+    monkeypatch.setattr(publish, "write_at_risk_files", crash_midway)
     with pytest.raises(OSError, match="disk full"):
         run_scoring(tables, cfg, AS_OF)
     assert {p.name: p.read_bytes() for p in listing.iterdir()} == before

@@ -6,17 +6,14 @@ import logging
 from datetime import date
 from pathlib import Path
 
-import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sklearn.metrics import roc_auc_score
 
-import pipeline.generate as generate
+import pipeline.demo.world as world_module
 from pipeline.contract import TABLES
-from pipeline.generate import DEFAULT_END_DATE, generate_world, oracle_churn_probability
+from pipeline.demo.world import DEFAULT_END_DATE, generate_world
 
 END = pd.Timestamp(DEFAULT_END_DATE) + pd.Timedelta(days=1)  # exclusive
 ARROW_KINDS = {"string": pa.types.is_string, "timestamp": pa.types.is_timestamp,
@@ -24,22 +21,6 @@ ARROW_KINDS = {"string": pa.types.is_string, "timestamp": pa.types.is_timestamp,
                "boolean": pa.types.is_boolean}
 # Monthly, once the business has customers of every tenure, to the last full quarter.
 CUTOFFS = pd.date_range("2023-07-01", "2025-09-01", freq="MS")
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("world") / "data"
-    generate_world(out, 2_000, seed=8)
-    return out
-
-
-@pytest.fixture(scope="module")
-def con(world: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for name in TABLES:
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM '{world / name}.parquet'")
-    con.execute(f"CREATE VIEW truth AS SELECT * FROM '{world}/truth/customers.parquet'")
-    return con
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -169,7 +150,7 @@ def test_a_second_run_replaces_the_world_and_a_crash_keeps_the_old_one(tmp_path,
     def crash(self):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(generate._World, "_subscriptions", crash)
+    monkeypatch.setattr(world_module._World, "_subscriptions", crash)
     with pytest.raises(RuntimeError):
         generate_world(out, 300, seed=3)
     assert pq.read_metadata(out / "customers.parquet").num_rows == 200
@@ -177,7 +158,7 @@ def test_a_second_run_replaces_the_world_and_a_crash_keeps_the_old_one(tmp_path,
 
 
 def test_logs_each_stage(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="pipeline.generate"):
+    with caplog.at_level(logging.INFO, logger="pipeline.demo.world"):
         generate_world(tmp_path / "data", 300, seed=1)
     stages = " ".join(caplog.messages)
     for stage in ("customers", "simulation", "subscriptions", "truth"):
@@ -272,60 +253,3 @@ def test_each_driver_raises_churn_in_the_truth(panel, driver):
     warned, others = (panel.query(q)["churned"] for q in DRIVERS[driver])
     assert len(warned) >= 100 and len(others) >= 100
     assert warned.mean() > 1.15 * others.mean(), (warned.mean(), others.mean())
-
-
-# --- the oracle ----------------------------------------------------------------------------
-
-
-def actual_inactivity(con, cutoff: date, horizon_days: int = 90) -> pd.DataFrame:
-    """1 when a customer who signed up before the cutoff makes no purchase in
-    [cutoff, cutoff + horizon) (the pipeline's label windows)."""
-    return con.execute("""
-        SELECT c.customer_id, (count(t.customer_id) = 0)::INT AS inactive
-        FROM customers c LEFT JOIN transactions t ON t.customer_id = c.customer_id
-          AND t.amount > 0 AND t.purchased_at >= $c
-          AND t.purchased_at < $c + to_days(CAST($h AS INTEGER))
-        WHERE c.signup_at < $c GROUP BY c.customer_id""", {"c": cutoff, "h": horizon_days}).df()
-
-
-def alive_at(con, day: date) -> list[str]:
-    return [row[0] for row in con.execute("""SELECT customer_id FROM truth
-        WHERE signup_at < $d AND (churned_at IS NULL OR churned_at >= $d
-              OR (reactivated_at < $d AND (churned_again_at IS NULL OR churned_again_at >= $d)))
-        """, {"d": day}).fetchall()]
-
-
-@pytest.mark.parametrize("as_of", [date(2024, 7, 1), date(2025, 3, 1), date(2025, 6, 17)])
-def test_oracle_ranks_actual_inactivity(world, con, as_of):
-    oracle = oracle_churn_probability(world / "truth", as_of, 90)
-    assert list(oracle.columns) == ["customer_id", "oracle_churn_probability"]
-    assert oracle["oracle_churn_probability"].between(0, 1).all()
-    labels = actual_inactivity(con, as_of)
-    assert set(oracle["customer_id"]) == set(labels["customer_id"])
-    both = labels.merge(oracle, on="customer_id")
-    assert roc_auc_score(both["inactive"], both["oracle_churn_probability"]) > 0.85
-    # Calibrated, not just well ranked.
-    assert abs(both["oracle_churn_probability"].mean() - both["inactive"].mean()) < 0.04
-    # And not only telling the churned from the rest: it ranks those still alive, too.
-    alive = both[both["customer_id"].isin(alive_at(con, as_of))]
-    assert roc_auc_score(alive["inactive"], alive["oracle_churn_probability"]) > 0.8
-
-
-def test_a_longer_horizon_leaves_less_room_for_no_purchase(world):
-    short = oracle_churn_probability(world / "truth", date(2025, 3, 1), 30)
-    long = oracle_churn_probability(world / "truth", date(2025, 3, 1), 180)
-    assert (long["customer_id"] == short["customer_id"]).all()
-    assert (long["oracle_churn_probability"].to_numpy()
-            <= short["oracle_churn_probability"].to_numpy() + 1e-9).all()
-    assert np.mean(long["oracle_churn_probability"]) < np.mean(short["oracle_churn_probability"])
-
-
-def test_snapshots_hold_every_customer_alive_on_each_month_first(world, con):
-    snapshots = pq.read_table(world / "truth" / "snapshots.parquet")
-    assert snapshots.schema.field("customer_index").type == pa.int32()
-    assert snapshots.schema.field("weekly_hazard").type == pa.float32()
-    on = date(2025, 3, 1)
-    alive = len(alive_at(con, on))
-    taken = snapshots.filter(pa.compute.equal(snapshots["snapshot_date"], pa.scalar(on)))
-    # Taken at the start of the week holding the first: a few newcomers of that week join.
-    assert alive <= taken.num_rows <= alive * 1.05

@@ -1,9 +1,10 @@
-"""The demo world: a synthetic retailer's customers and their events, with churn planted.
+"""The demo world's generator: a synthetic retailer's customers and their events, with churn
+planted.
 
 `generate_world` writes one file per contract table into a folder, and the world's hidden
 truth into its `truth/` subfolder. Customers arrive over the years before the end date
 (a growing business with seasonal peaks); each week, the latent model in
-`pipeline.generate_truth` says who churns and at what rates the others buy, engage, open
+`pipeline.demo.latent` says who churns and at what rates the others buy, engage, open
 tickets and answer surveys, and this module draws the observable events from those rates.
 Everything is vectorised over customers and written week block by week block, so a world of
 a million customers (some 50 million transactions) never sits in memory at once.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
@@ -22,43 +22,35 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.contract import TABLES, Table
-from pipeline.files import atomic_directory
-from pipeline.generate_truth import (
-    ACQUISITION_CHANNELS,
-    DAY,
-    NO_TIME,
-    SNAPSHOT_SCHEMA,
-    WEEK,
-    LatentWorld,
-    Traits,
-    WeekGrid,
-    WeekRates,
-    oracle_churn_probability,
-    timestamps,
-    write_world_facts,
+from pipeline.contract import TABLES
+from pipeline.demo.latent import ACQUISITION_CHANNELS, LatentWorld, Traits, WeekGrid, WeekRates
+from pipeline.demo.subscriptions import draw_subscriptions
+from pipeline.demo.timeline import DAY, NO_TIME, WEEK, timestamps
+from pipeline.demo.truth import SNAPSHOT_SCHEMA, customers_table, snapshot_table, write_world_facts
+from pipeline.demo.writing import (
+    ARROW_TYPES,
+    TableSink,
+    choice,
+    choice_per_row,
+    labels,
+    names_and_emails,
+    prefixed_ids,
+    time_of_day,
 )
+from pipeline.files import atomic_directory
 from pipeline.logs import progress
 
-__all__ = ["DEFAULT_END_DATE", "generate_world", "oracle_churn_probability"]
+# ARROW_TYPES lives in writing; re-exported for callers that write contract tables the way the
+# generator does (the generator benchmark's baseline).
+__all__ = ["ARROW_TYPES", "DEFAULT_END_DATE", "generate_world"]
 
 DEFAULT_END_DATE = date(2025, 12, 31)  # last day with events
 logger = logging.getLogger(__name__)
 
 COUNTRIES = ("DE", "FR", "NL", "AT", "CH", "GB", "US")
 COUNTRY_WEIGHTS = (0.34, 0.16, 0.12, 0.1, 0.08, 0.12, 0.08)
-# Names with umlauts, accents, commas and quotes, so that CSV round trips get exercised.
-FIRST_NAMES = ("Jürgen", "Anna", "Zoë", "Lukas", "Marie", "Sören", "Chloé", "Liam", "Fatma",
-               "Björn", "Emma", "José", "Noah", "Inès", "Mats", "Sophie", "Günther", "Léa")
-LAST_NAMES = ("Müller", "Schmidt", 'O"Brien', "Dubois", "Jansen", "Gruber", "Fischer", "Weiß",
-              "Martin", "Smith", "García", "Nowak", "de Vries", "Öztürk", "Keller", "D'Angelo",
-              "Lefèvre", "Hoffmann")
-EMAIL_DOMAINS = ("example.com", "mail.example.org", "post.example.net")
-SURNAME_FIRST_SHARE = 0.15  # written "Müller, Jürgen"
 
 CATEGORIES = ("fashion", "electronics", "home", "beauty", "sports", "grocery")
 CATEGORY_WEIGHTS = (0.25, 0.12, 0.18, 0.15, 0.1, 0.2)
@@ -97,26 +89,10 @@ EFFORT_ANSWER_SHARE = 0.5
 
 SURVEYS_PER_WEEK = 0.012
 
-SUBSCRIBER_SHARE = {False: 0.21, True: 0.35}  # by loyalty membership
-SUBSCRIBED_AT_SIGNUP_SHARE = 0.6  # the others in the first half of their time as customers
-PLANS = ("basic", "plus", "premium")
-PLAN_FEES = np.array([9.99, 19.99, 29.99])
-PLAN_WEIGHTS = (0.5, 0.35, 0.15)
-DOWNGRADE_BEFORE_CHURN_SHARE = 0.4
-PLAN_CHANGE_SHARE = 0.12
-CANCEL_REASONS = ("too_expensive", "not_using", "switched_provider", "service_issues", "other")
-CANCEL_REASON_WEIGHTS = (0.3, 0.3, 0.15, 0.15, 0.1)
-
-# Shopping and browsing happen mostly in the evening.
-HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 4.5, 5, 5.5, 5, 4.5, 4.5, 5, 5.5,
-                         6.5, 7.5, 8, 7, 5, 2.5])
 ARRIVAL_GROWTH = np.log(2.5)  # the last day sees 2.5 times the arrivals of the first
 ARRIVAL_SEASON = np.array([1.2, 1.0, 1.0, 0.95, 0.95, 0.9, 0.85, 0.9, 1.0, 1.05, 1.3, 1.2])
 
-ROWS_PER_GROUP = 1_000_000
-ID_DIGITS = {"transaction": 10, "ticket": 9, "subscription": 8}
-ARROW_TYPES = {"string": pa.string(), "timestamp": pa.timestamp("us"), "number": pa.float64(),
-               "integer": pa.int64(), "boolean": pa.bool_()}
+ID_DIGITS = {"transaction": 10, "ticket": 9}
 EVENT_TABLES = ("transactions", "interactions", "support_tickets", "surveys")
 
 
@@ -128,7 +104,7 @@ def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = 
     counts per table. Deterministic for a seed (same seed and args -> byte-identical files).
     Atomic: build in a temporary sibling directory, then replace out_dir (a rerun replaces
     the old world; a crash leaves no half-written world). The truth is Parquet in both
-    formats; see `pipeline.generate_truth` for what it holds."""
+    formats; see `pipeline.demo.truth` for what it holds."""
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
     if n_customers < 1:
@@ -158,9 +134,9 @@ class Preferences:
     def draw(cls, rng: np.random.Generator, n: int) -> Preferences:
         return cls(
             spend_level=rng.normal(np.log(40.0), 0.45, n),
-            favourite_category=_choice(rng, CATEGORY_WEIGHTS, n),
-            sales_channel=_choice(rng, SALES_CHANNEL_WEIGHTS, n),
-            interaction_channel=_choice(rng, INTERACTION_CHANNEL_WEIGHTS, n),
+            favourite_category=choice(rng, CATEGORY_WEIGHTS, n),
+            sales_channel=choice(rng, SALES_CHANNEL_WEIGHTS, n),
+            interaction_channel=choice(rng, INTERACTION_CHANNEL_WEIGHTS, n),
         )
 
 
@@ -195,18 +171,18 @@ class _World:
         rng = self.rng_people
         signup = self._signups()
         traits = Traits.draw(rng, signup)
-        ids = _prefixed_ids("C", np.arange(1, self.n + 1), max(7, len(str(self.n))))
-        names, emails = _names_and_emails(rng, self.n)
+        ids = prefixed_ids("C", np.arange(1, self.n + 1), max(7, len(str(self.n))))
+        names, emails = names_and_emails(rng, self.n)
         table = pa.table({
             "customer_id": ids,
             "signup_at": timestamps(signup),
-            "country": _labels(COUNTRIES, _choice(rng, COUNTRY_WEIGHTS, self.n)),
-            "acquisition_channel": _labels(ACQUISITION_CHANNELS, traits.acquisition_channel),
+            "country": labels(COUNTRIES, choice(rng, COUNTRY_WEIGHTS, self.n)),
+            "acquisition_channel": labels(ACQUISITION_CHANNELS, traits.acquisition_channel),
             "is_loyalty_member": traits.is_loyalty_member,
             "email": emails,
             "name": names,
         })
-        with _TableSink(self.out, TABLES["customers"], self.fmt, extra=("email", "name")) as sink:
+        with TableSink(self.out, TABLES["customers"], self.fmt, extra=("email", "name")) as sink:
             sink.write(table)
         self._logged("customers", began, f"{self.n:,} rows")
         return ids, LatentWorld(traits, self.grid, self.rng_latent), Preferences.draw(rng, self.n)
@@ -218,7 +194,7 @@ class _World:
         months = (first_day + np.arange(n_days)).astype("datetime64[M]").astype(int) % 12
         weight = np.exp(ARRIVAL_GROWTH * np.arange(n_days) / n_days) * ARRIVAL_SEASON[months]
         day = self.rng_people.choice(n_days, self.n, p=weight / weight.sum())
-        seconds = int(self.grid.start(0)) + day * DAY + _time_of_day(self.rng_people, self.n)
+        seconds = int(self.grid.start(0)) + day * DAY + time_of_day(self.rng_people, self.n)
         return np.sort(seconds)
 
     # --- the weekly simulation ---------------------------------------------------------
@@ -226,14 +202,14 @@ class _World:
     def _simulate(self) -> dict[str, int]:
         began = time.perf_counter()
         with ExitStack() as files:
-            sinks = {name: files.enter_context(_TableSink(self.out, TABLES[name], self.fmt))
+            sinks = {name: files.enter_context(TableSink(self.out, TABLES[name], self.fmt))
                      for name in EVENT_TABLES}
             snapshots = files.enter_context(pq.ParquetWriter(
                 self.out / "truth" / "snapshots.parquet", SNAPSHOT_SCHEMA, compression="zstd"))
             for week in progress(range(self.grid.n_weeks), self.grid.n_weeks, "simulating week"):
                 rates, snapshot = self.latent.start_week(week)
                 if snapshot is not None:
-                    snapshots.write_table(snapshot)
+                    snapshots.write_table(snapshot_table(snapshot))
                 purchases, buyers = self._purchases(rates)
                 interactions, engaged = self._interactions(rates)
                 sinks["transactions"].write(purchases)
@@ -250,7 +226,7 @@ class _World:
         """Moments within the week (evening-heavy); a newcomer's are squeezed into the part
         of the week after signup."""
         rng = self.rng_times
-        offset = rng.integers(0, 7, len(customers)) * DAY + _time_of_day(rng, len(customers))
+        offset = rng.integers(0, 7, len(customers)) * DAY + time_of_day(rng, len(customers))
         week_end = int(self.grid.start(rates.week + 1))
         start = rates.active_from[customers]
         return start + offset * (week_end - start) // WEEK
@@ -271,9 +247,9 @@ class _World:
             DISCOUNT_SHARE[False])
         discount = np.where(discounted, _cents(amount * rng.uniform(0.05, 0.35, k)), 0.0)
         category = np.where(rng.random(k) < FAVOURITE_CATEGORY_SHARE,
-                            prefs.favourite_category[customers], _choice(rng, CATEGORY_WEIGHTS, k))
+                            prefs.favourite_category[customers], choice(rng, CATEGORY_WEIGHTS, k))
         channel = np.where(rng.random(k) < PREFERRED_SALES_CHANNEL_SHARE,
-                           prefs.sales_channel[customers], _choice(rng, SALES_CHANNEL_WEIGHTS, k))
+                           prefs.sales_channel[customers], choice(rng, SALES_CHANNEL_WEIGHTS, k))
 
         # A refund returns all or part of a purchase a few days later (if before the end).
         refunded = np.flatnonzero(rng.random(k) < REFUND_SHARE)
@@ -295,9 +271,9 @@ class _World:
             "customer_id": self.customer_ids.take(customers[rows]),
             "purchased_at": timestamps(at),
             "amount": amount,
-            "category": _labels(CATEGORIES, category[rows]),
+            "category": labels(CATEGORIES, category[rows]),
             "discount_amount": discount,
-            "sales_channel": _labels(SALES_CHANNELS, channel[rows]),
+            "sales_channel": labels(SALES_CHANNELS, channel[rows]),
         })
         return table, customers
 
@@ -309,8 +285,8 @@ class _World:
         engaged = np.repeat(np.arange(rates.n), counts)
         channel = np.where(rng.random(len(engaged)) < PREFERRED_INTERACTION_SHARE,
                            self.prefs.interaction_channel[engaged],
-                           _choice(rng, INTERACTION_CHANNEL_WEIGHTS, len(engaged)))
-        event_type = _choice_per_row(rng, EVENT_TYPE_BY_CHANNEL[channel])
+                           choice(rng, INTERACTION_CHANNEL_WEIGHTS, len(engaged)))
+        event_type = choice_per_row(rng, EVENT_TYPE_BY_CHANNEL[channel])
 
         lapsed_rate = np.where(rates.lapsed, LAPSED_EMAIL_SHARE, 0.0) * (
             self.latent.traits.interaction_rate[: rates.n])
@@ -323,8 +299,8 @@ class _World:
         table = pa.table({
             "customer_id": self.customer_ids.take(customers[order]),
             "occurred_at": timestamps(at[order]),
-            "channel": _labels(INTERACTION_CHANNELS, channel[order]),
-            "event_type": _labels(EVENT_TYPES, event_type[order]),
+            "channel": labels(INTERACTION_CHANNELS, channel[order]),
+            "event_type": labels(EVENT_TYPES, event_type[order]),
         })
         return table, engaged
 
@@ -339,9 +315,9 @@ class _World:
         mood = rates.satisfaction[customers]
         complaint = rng.random(k) < np.clip(0.1 - 0.07 * mood, 0.03, 0.4)
         category = np.where(complaint, TICKET_CATEGORIES.index("complaint"),
-                            _choice(rng, OTHER_TICKET_WEIGHTS, k))
-        priority = np.where(complaint, _choice(rng, PRIORITY_WEIGHTS[True], k),
-                            _choice(rng, PRIORITY_WEIGHTS[False], k))
+                            choice(rng, OTHER_TICKET_WEIGHTS, k))
+        priority = np.where(complaint, choice(rng, PRIORITY_WEIGHTS[True], k),
+                            choice(rng, PRIORITY_WEIGHTS[False], k))
         opened_at = self._event_times(rates, customers)
         took = (rng.lognormal(0.0, RESOLUTION_SPREAD, k) * MEDIAN_RESOLUTION_HOURS[priority]
                 * 3600).astype(np.int64) + 60
@@ -361,8 +337,8 @@ class _World:
             "customer_id": self.customer_ids.take(customers[o]),
             "opened_at": timestamps(opened_at[o]),
             "resolved_at": timestamps(resolved_at[o]),
-            "category": _labels(TICKET_CATEGORIES, category[o]),
-            "priority": _labels(PRIORITIES, priority[o]),
+            "category": labels(TICKET_CATEGORIES, category[o]),
+            "priority": labels(PRIORITIES, priority[o]),
             "satisfaction": pa.array(csat[o], mask=~csat_given[o]),
             "effort_score": pa.array(effort[o], mask=~effort_given[o]),
         })
@@ -385,58 +361,11 @@ class _World:
     # --- subscriptions -----------------------------------------------------------------
 
     def _subscriptions(self) -> int:
-        """Subscriptions of about a quarter of customers, drawn once churn is known: they
-        end when the customer churns (often after a downgrade), a few change plan."""
+        """Drawn once the simulation has decided who churned, and when."""
         began = time.perf_counter()
-        rng, latent = self.rng_subscriptions, self.latent
-        signup, churned_at = latent.traits.signup, latent.churned_at
-        churned = churned_at != NO_TIME
-        life_end = np.where(churned, churned_at, self.grid.end)
-        subscriber = rng.random(self.n) < np.where(
-            latent.traits.is_loyalty_member, SUBSCRIBER_SHARE[True], SUBSCRIBER_SHARE[False])
-        at_signup = rng.random(self.n) < SUBSCRIBED_AT_SIGNUP_SHARE
-        started = np.where(at_signup, signup + rng.integers(60, 3600, self.n),
-                           signup + (rng.random(self.n) * 0.5 * (life_end - signup)).astype(
-                               np.int64))
-        who = np.flatnonzero(subscriber & (started < life_end))
-        started, churned, life_end = started[who], churned[who], life_end[who]
-        k = len(who)
-        plan = _choice(rng, PLAN_WEIGHTS, k)
-        ended = np.where(churned, life_end + _time_of_day(rng, k), NO_TIME)
-
-        # Plan changes: downgrades in the weeks before churning, and some at random.
-        before_churn = life_end - rng.uniform(2, 10, k) * WEEK
-        downgrade_first = churned & (plan > 0) & (rng.random(k) < DOWNGRADE_BEFORE_CHURN_SHARE) & (
-            before_churn > started)
-        random_change = ~downgrade_first & (rng.random(k) < PLAN_CHANGE_SHARE)
-        change_at = np.where(downgrade_first, before_churn,
-                             started + rng.random(k) * (life_end - started)).astype(np.int64)
-        changed = (downgrade_first | random_change) & (change_at > started)
-        going_down = downgrade_first | ((plan == 2) | ((plan == 1) & (rng.random(k) < 0.5)))
-        new_plan = np.where(going_down, plan - 1, plan + 1)
-
-        c = np.flatnonzero(changed)
-        customers = np.concatenate([who, who[c]])
-        start = np.concatenate([started, change_at[c]])
-        end = np.concatenate([np.where(changed, change_at, ended), ended[c]])
-        plans = np.concatenate([plan, new_plan[c]])
-        reason = _choice(rng, CANCEL_REASON_WEIGHTS, len(customers))
-        cancelled = end != NO_TIME
-        cancelled[: k] &= ~changed  # a plan change ends the old row without a reason
-        order = np.lexsort((customers, start))
-        customers, start, end, plans, reason, cancelled = (
-            a[order] for a in (customers, start, end, plans, reason, cancelled))
-        table = pa.table({
-            "subscription_id": _prefixed_ids("S", np.arange(1, len(customers) + 1),
-                                             ID_DIGITS["subscription"]),
-            "customer_id": self.customer_ids.take(customers),
-            "plan": _labels(PLANS, plans),
-            "started_at": timestamps(start),
-            "ended_at": timestamps(end),
-            "monthly_fee": PLAN_FEES[plans],
-            "cancel_reason": pc.if_else(cancelled, _labels(CANCEL_REASONS, reason), None),
-        })
-        with _TableSink(self.out, TABLES["subscriptions"], self.fmt) as sink:
+        table = draw_subscriptions(self.rng_subscriptions, self.latent, self.grid.end,
+                                   self.customer_ids)
+        with TableSink(self.out, TABLES["subscriptions"], self.fmt) as sink:
             sink.write(table)
         self._logged("subscriptions", began, f"{len(table):,} rows")
         return len(table)
@@ -446,7 +375,7 @@ class _World:
     def _truth(self) -> None:
         """truth/customers.parquet and truth/world.json (snapshots are written weekly)."""
         began = time.perf_counter()
-        truth = self.latent.truth_table(self.customer_ids)
+        truth = customers_table(self.latent, self.customer_ids)
         pq.write_table(truth, self.out / "truth" / "customers.parquet", compression="zstd")
         write_world_facts(self.out / "truth", self.grid, **self.run)
         churned = self.n - truth["churned_at"].null_count
@@ -456,105 +385,11 @@ class _World:
     def _new_ids(self, kind: str, prefix: str, count: int) -> pa.Array:
         first = self.next_id[kind]
         self.next_id[kind] = first + count
-        return _prefixed_ids(prefix, np.arange(first, first + count), ID_DIGITS[kind])
-
-
-class _TableSink:
-    """Writes one contract table in blocks: Parquet row groups of ~ROWS_PER_GROUP rows, or
-    CSV (timestamps in whole seconds). The file exists, with its header, even when empty."""
-
-    def __init__(self, folder: Path, table: Table, fmt: str, extra: tuple[str, ...] = ()):
-        fields = [pa.field(c.name, ARROW_TYPES[c.kind]) for c in table.columns]
-        self.schema = pa.schema(fields + [pa.field(name, pa.string()) for name in extra])
-        path = folder / f"{table.name}.{fmt}"
-        if fmt == "csv":
-            self.file_schema = pa.schema([
-                f.with_type(pa.timestamp("s")) if pa.types.is_timestamp(f.type) else f
-                for f in self.schema])
-            self.writer = pacsv.CSVWriter(path, self.file_schema)
-        else:
-            self.file_schema = self.schema
-            self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-        self.pending: list[pa.Table] = []
-        self.pending_rows = 0
-        self.rows = 0
-
-    def write(self, table: pa.Table) -> None:
-        self.pending.append(table.select(self.schema.names).cast(self.schema))
-        self.pending_rows += len(table)
-        self.rows += len(table)
-        if self.pending_rows >= ROWS_PER_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.writer.write_table(pa.concat_tables(self.pending).cast(self.file_schema))
-        self.pending, self.pending_rows = [], 0
-
-    def __enter__(self) -> _TableSink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._flush()
-        self.writer.close()
+        return prefixed_ids(prefix, np.arange(first, first + count), ID_DIGITS[kind])
 
 
 # --- small vectorised helpers -------------------------------------------------------------
 
 
-def _choice(rng: np.random.Generator, weights, size: int) -> np.ndarray:
-    """Category codes drawn with the given (unnormalised) weights."""
-    cumulative = np.cumsum(weights, dtype=np.float64)
-    return np.searchsorted(cumulative / cumulative[-1], rng.random(size), side="right")
-
-
-def _choice_per_row(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
-    """One category code per row, each row with its own probabilities."""
-    u = rng.random(len(probabilities))[:, None]
-    return np.minimum((u >= np.cumsum(probabilities, axis=1)).sum(axis=1),
-                      probabilities.shape[1] - 1)
-
-
-def _time_of_day(rng: np.random.Generator, size: int) -> np.ndarray:
-    hour = _choice(rng, HOUR_WEIGHTS, size)
-    return hour * 3600 + rng.integers(0, 3600, size)
-
-
 def _cents(values: np.ndarray) -> np.ndarray:
     return np.round(values, 2)
-
-
-def _labels(vocabulary: tuple[str, ...], codes: np.ndarray) -> pa.Array:
-    """Code arrays as plain string columns, without a Python string per row."""
-    return pa.array(vocabulary).take(pa.array(np.asarray(codes, dtype=np.int64)))
-
-
-def _prefixed_ids(prefix: str, numbers: np.ndarray, digits: int) -> pa.Array:
-    """"C0000123"-style fixed-width identifiers, built by Arrow compute."""
-    padded = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), digits, "0")
-    return pc.binary_join_element_wise(prefix, padded, "")
-
-
-def _ascii_handle(name: str) -> str:
-    """A name as it appears in an email address: "Müller" -> "mueller", 'O"Brien' -> "obrien"."""
-    for umlaut, spelled in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
-        name = name.replace(umlaut, spelled).replace(umlaut.upper(), spelled.capitalize())
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in plain.lower() if ch.isalnum())
-
-
-def _names_and_emails(rng: np.random.Generator, n: int) -> tuple[pa.Array, pa.Array]:
-    first = _choice(rng, np.ones(len(FIRST_NAMES)), n)
-    last = _choice(rng, np.ones(len(LAST_NAMES)), n)
-    first_name = _labels(FIRST_NAMES, first)
-    last_name = _labels(LAST_NAMES, last)
-    names = pc.if_else(rng.random(n) < SURNAME_FIRST_SHARE,
-                       pc.binary_join_element_wise(last_name, first_name, ", "),
-                       pc.binary_join_element_wise(first_name, last_name, " "))
-    handles = tuple(_ascii_handle(x) for x in FIRST_NAMES), tuple(
-        _ascii_handle(x) for x in LAST_NAMES)
-    emails = pc.binary_join_element_wise(
-        _labels(handles[0], first), ".", _labels(handles[1], last),
-        pc.cast(pa.array(np.arange(1, n + 1)), pa.string()), "@",
-        _labels(EMAIL_DOMAINS, _choice(rng, np.ones(len(EMAIL_DOMAINS)), n)), "")
-    return names, emails

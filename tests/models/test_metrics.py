@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.evaluate import auc_gain_interval
+from models.metrics import auc_gain_interval
 
 
 def test_auc_gain_interval_is_above_zero_only_when_the_model_is_clearly_ahead():

@@ -11,16 +11,13 @@ import html
 import numpy as np
 import pandas as pd
 
-from pipeline.at_risk import TIERS
+from pipeline.at_risk.tiers import TIER_COLOURS, TIERS
 from pipeline.charts import data_uri, new_figure
-
-TIER_COLOURS = {"high": "#c44e52", "medium": "#dd8452", "low": "#8c8c8c"}
 
 
 def value_at_risk_table(scored: pd.DataFrame) -> pd.DataFrame:
     """Value at risk (sum) by segment (rows) and tier (columns), with totals."""
-    value = scored.assign(value_at_risk=scored["churn_probability"] * scored["predicted_clv"])
-    table = value.pivot_table(index="segment", columns="risk_tier", values="value_at_risk", aggfunc="sum",
+    table = scored.pivot_table(index="segment", columns="risk_tier", values="value_at_risk", aggfunc="sum",
                               fill_value=0.0).reindex(columns=TIERS, fill_value=0.0)
     table["total"] = table.sum(axis=1)
     return table.sort_values("total", ascending=False).round(2)

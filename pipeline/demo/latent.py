@@ -1,4 +1,4 @@
-"""The demo world's hidden side: the latent churn model that drives it, and its oracle.
+"""The demo world's latent side: the churn model that drives it, stepped week by week.
 
 Every customer carries latent traits (how often they buy, how satisfied they are, whether
 they live on discounts, ...) and a latent state that moves week by week: an engagement that
@@ -8,26 +8,20 @@ A weekly hazard built from these decides who churns. Churned customers stop buyi
 come back once (a win-back purchase marks the return).
 
 `LatentWorld` steps this model one week at a time, vectorised over customers; the observable
-events (`pipeline.generate`) are drawn from the rates it hands out and fed back into it. The
-truth it records - churn and reactivation moments, traits, and monthly snapshots of hazard
-and purchase rate - goes to `truth/`, which no pipeline stage reads; the oracle reads it.
+events (`pipeline.demo.world`) are drawn from the rates it hands out and fed back into it.
+What it records - churn and reactivation moments, traits, and monthly snapshots of hazard
+and purchase rate - becomes the truth folder (`pipeline.demo.truth`), which no pipeline
+stage reads; the oracle reads it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-DAY = 86_400
-WEEK = 7 * DAY
-NO_TIME = np.iinfo(np.int64).min  # "never" in arrays of epoch seconds
+from pipeline.demo.timeline import DAY, NO_TIME, WEEK, date_of, epoch_seconds
 
 # Purchases peak in November (Black Friday) and December, dip in summer and after New Year.
 MONTH_SEASON = np.array([0.85, 0.85, 0.95, 0.95, 1.0, 0.95, 0.9, 0.9, 0.95, 1.0, 1.35, 1.55])
@@ -161,6 +155,17 @@ class WeekRates:
     comeback_at: np.ndarray  # ... and when (each makes a win-back purchase then)
 
 
+@dataclass
+class Snapshot:
+    """The latent state on a month's first day, for the truth: who is alive then (taken at
+    the start of the week holding that day), with their hazard and purchase rate."""
+
+    day: date
+    customers: np.ndarray  # indices of the customers alive
+    weekly_hazard: np.ndarray  # chance of churning at the next week boundary
+    weekly_purchase_rate: np.ndarray  # expected purchases per week, before seasonality
+
+
 class LatentWorld:
     """The latent state of every customer, stepped one week at a time."""
 
@@ -205,7 +210,7 @@ class LatentWorld:
         """Purchases per full week, before seasonality."""
         return self.traits.base_purchase_rate[:n] * np.exp(self.engagement[:n])
 
-    def start_week(self, week: int) -> tuple[WeekRates, pa.Table | None]:
+    def start_week(self, week: int) -> tuple[WeekRates, Snapshot | None]:
         """Sign up newcomers, draw churn and reactivation at the week's start, and hand out
         the week's rates; on the week holding a month's first day, also its truth snapshot."""
         week_start, week_end = int(self.grid.start(week)), int(self.grid.start(week + 1))
@@ -231,7 +236,8 @@ class LatentWorld:
         snapshot = None
         first = self.month_firsts.get(week)
         if first is not None:
-            snapshot = _snapshot_table(first, np.flatnonzero(self.alive[:n]), hazard, rate)
+            alive = np.flatnonzero(self.alive[:n])
+            snapshot = Snapshot(first, alive, hazard[alive], rate[alive])
 
         active = self.alive[:n].copy()
         active[comebacks] = False  # back with the win-back purchase; regular from next week
@@ -284,140 +290,3 @@ class LatentWorld:
                 + ENGAGEMENT_NOISE * self.rng.standard_normal(n))
         self.engagement[:n] = np.clip(self.engagement[:n] + step * in_play, *ENGAGEMENT_BOUNDS)
         self.grievance[:n] *= GRIEVANCE_KEEP_PER_WEEK
-
-    def truth_table(self, customer_ids: pa.Array) -> pa.Table:
-        """truth/customers: one row per customer, its churn history and latent traits."""
-        t = self.traits
-        return pa.table({
-            "customer_index": pa.array(np.arange(len(t.signup), dtype=np.int32)),
-            "customer_id": customer_ids,
-            "signup_at": timestamps(t.signup),
-            "churned_at": timestamps(self.churned_at),
-            "reactivated_at": timestamps(self.reactivated_at),
-            "churned_again_at": timestamps(self.churned_again_at),
-            "is_loyalty_member": t.is_loyalty_member,
-            "is_discount_dependent": t.is_discount_dependent,
-            "base_weekly_purchase_rate": t.base_purchase_rate.astype(np.float32),
-            "weekly_interaction_rate": t.interaction_rate.astype(np.float32),
-            "ticket_propensity": t.ticket_propensity.astype(np.float32),
-            "satisfaction": t.satisfaction.astype(np.float32),
-            "initial_engagement": t.initial_engagement.astype(np.float32),
-            "engagement_drift": t.engagement_drift.astype(np.float32),
-            "final_engagement": self.engagement.astype(np.float32),
-            "initial_weekly_hazard": self.initial_hazard,
-            "initial_weekly_purchase_rate": self.initial_purchase_rate,
-        })
-
-
-SNAPSHOT_SCHEMA = pa.schema([
-    ("snapshot_date", pa.date32()),
-    ("customer_index", pa.int32()),
-    ("weekly_hazard", pa.float32()),  # chance of churning at the next week boundary
-    ("weekly_purchase_rate", pa.float32()),  # expected purchases per week, before seasonality
-])
-
-
-def _snapshot_table(day: date, customers: np.ndarray, hazard: np.ndarray,
-                    rate: np.ndarray) -> pa.Table:
-    return pa.table({
-        "snapshot_date": pa.array(np.full(len(customers), np.datetime64(day, "D"))),
-        "customer_index": customers.astype(np.int32),
-        "weekly_hazard": hazard[customers].astype(np.float32),
-        "weekly_purchase_rate": rate[customers].astype(np.float32),
-    }, schema=SNAPSHOT_SCHEMA)
-
-
-def write_world_facts(truth_dir: Path, grid: WeekGrid, **facts: object) -> None:
-    """truth/world.json: the week grid the oracle needs, plus the arguments of the run."""
-    facts = {"week_grid_end": grid.end, "n_weeks": grid.n_weeks, **facts}
-    (truth_dir / "world.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
-
-
-def oracle_churn_probability(truth_dir: Path, as_of: date, horizon_days: int) -> pd.DataFrame:
-    """For every customer who signed up before as_of, the true probability (given the
-    world's latent state) of making no purchase in [as_of, as_of + horizon_days).
-
-    Uses the latest snapshot on or before as_of (taken at the start of the week holding a
-    month's first day) and freezes each customer's hazard and purchase rate from there:
-    every week boundary the customer churns with the hazard, and otherwise buys at the
-    purchase rate (times the season) for the part of the week inside the window. Customers
-    who signed up after the snapshot start from their state at signup. Customers churned at
-    the snapshot only buy again by coming back (once, at REACTIVATION_WEEKLY a week).
-    """
-    truth_dir = Path(truth_dir)
-    facts = json.loads((truth_dir / "world.json").read_text())
-    grid = WeekGrid(facts["week_grid_end"], facts["n_weeks"])
-    customers = pq.read_table(truth_dir / "customers.parquet", columns=[  # row = customer_index
-        "customer_id", "signup_at", "reactivated_at", "initial_weekly_hazard",
-        "initial_weekly_purchase_rate"])
-    window_start = epoch_seconds(as_of)
-    window_end = window_start + horizon_days * DAY
-    signup = seconds_of(customers["signup_at"])
-    known = np.flatnonzero(signup < window_start)
-    signup = signup[known]
-
-    taken = [(week, day) for week, day in grid.month_firsts().items() if day <= as_of]
-    snap_week, snap_day = max(taken) if taken else (-1, None)
-    snapshot = pq.read_table(truth_dir / "snapshots.parquet",
-                             filters=[("snapshot_date", "=", snap_day or date.min)])
-    hazard = customers["initial_weekly_hazard"].to_numpy()[known].astype(np.float64)
-    rate = customers["initial_weekly_purchase_rate"].to_numpy()[known].astype(np.float64)
-    start_week = grid.week_of(signup)
-    in_snapshot = np.zeros(len(customers), bool)
-    snapped = snapshot["customer_index"].to_numpy()
-    in_snapshot[snapped] = True
-    position = np.full(len(customers), -1)
-    position[known] = np.arange(len(known))
-    at = position[snapped]
-    keep = at >= 0
-    hazard[at[keep]] = snapshot["weekly_hazard"].to_numpy()[keep]
-    rate[at[keep]] = snapshot["weekly_purchase_rate"].to_numpy()[keep]
-    start_week[at[keep]] = snap_week
-    churned = ~in_snapshot[known] & (start_week <= snap_week)
-
-    alive_quiet = np.ones(len(known))  # alive, and no purchase in the window so far
-    gone_quiet = np.zeros(len(known))  # churned, and no purchase in the window before that
-    first_week = int(start_week.min()) if len(known) else snap_week
-    for week in range(first_week, int(grid.week_of(window_end - 1)) + 1):
-        week_start, week_end = int(grid.start(week)), int(grid.start(week + 1))
-        at_boundary = start_week < week
-        gone_quiet += np.where(at_boundary, alive_quiet * hazard, 0.0)
-        alive_quiet *= np.where(at_boundary, 1.0 - hazard, 1.0)
-        lo = np.maximum(np.maximum(signup, window_start), week_start)
-        exposure = np.clip(min(week_end, window_end) - lo, 0, None) / WEEK
-        alive_quiet *= np.exp(-rate * grid.season(week) * np.where(start_week <= week, exposure, 0))
-    probability = gone_quiet + alive_quiet
-
-    # A churned customer buys in the window only by coming back (with a win-back purchase).
-    reactivated = seconds_of(customers["reactivated_at"])[known]
-    may_return = (reactivated == NO_TIME) | (reactivated > grid.start(snap_week))
-    stays_away = (1.0 - REACTIVATION_WEEKLY) ** (horizon_days / 7)
-    probability[churned] = np.where(may_return[churned], stays_away, 1.0)
-    return pd.DataFrame({
-        "customer_id": customers["customer_id"].take(known).to_pandas(),
-        "oracle_churn_probability": np.clip(probability, 0.0, 1.0),
-    })
-
-
-# --- time -----------------------------------------------------------------------------
-
-
-def epoch_seconds(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * DAY
-
-
-def date_of(seconds: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=seconds // DAY)
-
-
-def timestamps(seconds: np.ndarray) -> pa.Array:
-    """Epoch seconds as a timestamp[us] column; NO_TIME becomes null."""
-    missing = seconds == NO_TIME
-    micros = np.where(missing, 0, seconds) * 1_000_000
-    return pa.array(micros, type=pa.timestamp("us"), mask=missing if missing.any() else None)
-
-
-def seconds_of(column: pa.ChunkedArray) -> np.ndarray:
-    """A timestamp[us] column as epoch seconds; null becomes NO_TIME."""
-    micros = column.cast(pa.int64()).fill_null(NO_TIME).to_numpy()
-    return np.where(micros == NO_TIME, NO_TIME, micros // 1_000_000)

@@ -1,7 +1,7 @@
 """Fit a model on the training cutoffs and judge it, beside its baselines, on the held-out
 validation cutoff: the numbers and pictures a training run logs.
 
-Pure functions of frames: no disk, no MLflow (pipeline/train.py logs what they return)."""
+Pure functions of frames: no disk, no MLflow (pipeline/tracking.py logs what they return)."""
 
 from __future__ import annotations
 
@@ -11,27 +11,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.catalog import Feature
+from features.model_input import Split
+from features.stage_sql import Feature
 from models import plots
 from models.baselines import overdue_rule_score, predict_logistic_baseline, train_logistic_baseline
 from models.churn import ChurnModel, train_churn_model
 from models.clv import ClvModel, train_clv_model
-from models.evaluate import auc_gain_interval, churn_metrics, clv_metrics, decile_table
-from models.explain import top_reason_agreement
 from models.lifetime import LifetimeModel
-from models.probabilistic import PracticeClv
+from models.metrics import auc_gain_interval, churn_metrics, clv_metrics, decile_table
+from models.practice_formula import DAYS_PER_YEAR, expected_lifespan_years, practice_clv
+from models.reasons import top_reason_agreement
 
 SHAP_SAMPLE_ROWS = 5_000
-
-
-@dataclass(frozen=True)
-class Split:
-    """Rows of the training frame: `fit` (earlier training cutoffs), `holdout` (latest
-    training cutoff: calibration and early stopping) and `valid` (validation cutoff)."""
-
-    fit: pd.DataFrame
-    holdout: pd.DataFrame
-    valid: pd.DataFrame
 
 
 @dataclass
@@ -120,15 +111,15 @@ def evaluate_clv(split: Split, features: list[str], params: dict, seed: int, lif
 
 
 def practice_formula_clv(split: Split, lifetime: LifetimeModel) -> np.ndarray:
-    """Average order value x purchases per year x expected remaining years, with the annual
-    churn rate implied by the churn rate observed on the fitting cutoffs."""
-    horizon_churn = split.fit["is_churned"].mean()
-    annual_churn = 1 - (1 - horizon_churn) ** (365 / lifetime.churn_horizon_days)
-    years_known = (split.valid["days_since_first_purchase"].clip(lower=30) / 365).clip(upper=1)
+    """The practice formula (models/practice_formula.py) per validation customer over the CLV
+    horizon, with the lifespan implied by the churn rate of the fitting cutoffs."""
+    horizon_churn = float(np.clip(split.fit["is_churned"].mean(), 1e-6, 1))
+    lifespan = expected_lifespan_years(horizon_churn, lifetime.churn_horizon_days)
+    years_known = (split.valid["days_since_first_purchase"].clip(lower=30) / DAYS_PER_YEAR).clip(upper=1)
     per_year = split.valid["purchases_365d"] / years_known if "purchases_365d" in split.valid \
         else split.valid["purchases_total"] / years_known
-    revenue = PracticeClv(float(np.clip(annual_churn, 1e-3, 1))).revenue(
-        split.valid["average_order_value"].fillna(0), per_year, lifetime.clv_horizon_days / 365)
+    revenue = practice_clv(split.valid["average_order_value"].fillna(0), per_year, lifespan,
+                           horizon_years=lifetime.clv_horizon_days / DAYS_PER_YEAR)
     return np.nan_to_num(revenue)
 
 

@@ -1,0 +1,8 @@
+"""Failures of fitting a model that the user can fix (data that leaves nothing to learn or
+calibrate). The CLI reports them like data errors: one paragraph, exit code 3."""
+
+
+class ModelDataError(Exception):
+    """The data cannot give this model what it needs; the message says why and what to do."""
+
+    exit_code = 3

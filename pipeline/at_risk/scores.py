@@ -1,0 +1,108 @@
+"""Scoring one date: churn probability, CLV, value at risk, tier, reasons, segment and
+recommended action for every active customer, and the drift of tonight's inputs.
+
+Features come from the model-input layer (the same code as training); the models are the
+fitted project models inside the registered champions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import feature_catalog
+from features.model_input import features_at
+from models.drift import population_stability_index
+from models.reasons import top_reasons
+from pipeline.at_risk.actions import assign_segments, recommend_actions
+from pipeline.at_risk.listing import value_at_risk
+from pipeline.at_risk.tiers import LOWEST_TIER, assign_tiers
+from pipeline.config import Config, ScoringConfig
+from pipeline.errors import ConfigError, DataError
+from pipeline.logs import stage
+from pipeline.tables import Tables
+
+log = logging.getLogger(__name__)
+
+
+def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, clv_model
+                    ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """One row per customer active at `as_of`, and the population stability index of the
+    score and top features against training."""
+    features = features_at(tables, cfg, as_of)
+    if features.empty:
+        raise DataError(
+            f"No customer is active at {as_of} (no purchase in the {cfg.churn.active_lookback_days} days "
+            "before it). Is --as-of within the data's time range?"
+        )
+    probability = churn_model.predict(features)
+    clv = clv_model.predict(features)
+    tiers = assign_tiers(probability, cfg.scoring.tiers)
+    texts, main = explain_risk(features, tiers, churn_model, cfg)
+    member = features["is_loyalty_member"] if "is_loyalty_member" in features else None
+    drift = {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
+             for name, values in churn_model.drift_inputs(features, probability).items()}
+    return pd.DataFrame({
+        "customer_id": features["customer_id"].astype(str),
+        "churn_probability": probability,
+        "risk_tier": tiers,
+        "predicted_clv": clv,
+        "value_at_risk": value_at_risk(probability, clv),
+        "top_reasons": texts,
+        "segment": assign_segments(features, cfg.scoring.segments).to_numpy(),
+        "recommended_action": recommend_actions(tiers, main, clv, member, cfg.scoring.actions),
+    }), drift
+
+
+def explain_risk(features: pd.DataFrame, tiers: np.ndarray, churn_model, cfg: Config
+                 ) -> tuple[np.ndarray, list[str | None]]:
+    """The reason texts of every customer above the lowest tier, and their strongest reason
+    family (None for the lowest tier, or where nothing raises the risk)."""
+    with stage("explain churn risk") as info:
+        carries_reasons = tiers != LOWEST_TIER
+        texts = np.full(len(features), "", dtype=object)
+        main: list[str | None] = [None] * len(features)
+        if carries_reasons.any():
+            subset = features[carries_reasons]
+            found, strongest = top_reasons(subset, churn_model.contributions(subset),
+                                           feature_catalog(cfg.features), cfg.scoring.reasons_per_customer)
+            texts[carries_reasons] = found
+            for position, family in zip(np.flatnonzero(carries_reasons), strongest, strict=True):
+                main[position] = family
+        info["customers_with_reasons"] = int(carries_reasons.sum())
+    return texts, main
+
+
+def drift_reference(churn_model) -> dict[str, dict]:
+    """Training-time distributions stored in the model; models logged before the drift guard
+    existed carry none, and are scored without it."""
+    return getattr(churn_model, "reference", {})
+
+
+def check_drift(drift: dict[str, float], cfg: ScoringConfig) -> list[str]:
+    """Warnings for drifted inputs; stop the run when any drifted past the failure level."""
+    failed = {k: v for k, v in drift.items() if v > cfg.drift_fail_psi}
+    if failed:
+        raise DataError(
+            f"Input drift above scoring.drift_fail_psi={cfg.drift_fail_psi}: {failed} (population stability "
+            "index against the training data). Check the input data, or retrain with `make train`."
+        )
+    warnings = [f"{k} drifted: PSI {v:.3f} > {cfg.drift_warn_psi}" for k, v in drift.items() if v > cfg.drift_warn_psi]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
+
+
+def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
+    """customer_id and the configured columns of the customers table, for the list."""
+    available = set(tables.con.sql("SELECT * FROM customers LIMIT 0").columns)
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise ConfigError(
+            f"scoring.passthrough_columns names {missing}, which the customers table does not have "
+            f"(it has {sorted(available)}). Remove them from the config or add them to customers."
+        )
+    select = ", ".join(['customer_id', *(f'"{c}"' for c in columns)])
+    return tables.query(f"SELECT {select} FROM customers")
