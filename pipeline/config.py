@@ -39,6 +39,10 @@ class DataConfig(Section):
     # engine_memory_gb, instead of growing past it.
     engine_memory_gb: Annotated[float, Field(gt=0.1, le=1024)] = 3.0
     engine_dir: Path | None = None
+    # Scoring stops when the newest transaction is more than this many days before the
+    # as-of date (the export did not refresh); other tables only with a limit of their own.
+    max_staleness_days: Annotated[int, Field(ge=0, le=3650)] = 3
+    max_staleness_days_by_table: dict[str, Annotated[int, Field(ge=0, le=3650)]] = Field(default_factory=dict)
 
 
 class ChurnConfig(Section):
@@ -104,6 +108,10 @@ class TrackingConfig(Section):
     experiment: str = "churn-pipeline"
     churn_model_name: str = "churn"
     clv_model_name: str = "clv"
+    # A tracking server that does not answer within this many seconds is reported as
+    # unreachable; a local store that another process holds locked is retried this long.
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    busy_timeout_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
     def resolved_uri(self) -> str:
         return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
@@ -185,7 +193,9 @@ class ActionConfig(Section):
 
 class ScoringConfig(Section):
     output_dir: Path = Path("outputs/at_risk")
-    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    formats: list[Literal["csv", "parquet", "xlsx"]] = Field(default_factory=lambda: ["csv", "parquet", "xlsx"])
+    # The currency of amounts (CLV, value at risk), shown in summary.html and the workbook.
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     tiers: TierConfig = TierConfig()
     passthrough_columns: list[str] = Field(default_factory=list)
     csv: CsvOptions = CsvOptions()
@@ -193,11 +203,24 @@ class ScoringConfig(Section):
     actions: ActionConfig = ActionConfig()
     reasons_per_customer: Annotated[int, Field(ge=1, le=5)] = 3
     # Population stability index of the score and top features against training: above
-    # `drift_warn_psi` the manifest warns, above `drift_fail_psi` the run stops.
+    # `drift_warn_psi` the manifest warns. Stopping is opt-in: an input named in
+    # `drift_stop_on` ("churn_probability" for the score, or a feature name) above
+    # `drift_fail_psi` stops the run before anything is written.
     drift_warn_psi: Annotated[float, Field(gt=0)] = 0.1
     drift_fail_psi: Annotated[float, Field(gt=0)] = 0.5
+    drift_stop_on: list[str] = Field(default_factory=list)
     top_n: Annotated[int, Field(gt=0)] | None = None
     only_tiers: list[TierName] | None = None
+
+
+class PromotionConfig(Section):
+    """When a newly trained model replaces the champion (`churn train --promote auto`): it must
+    beat the champion on the same validation customers by `min_gain` (ROC AUC for churn,
+    Spearman for CLV) or by a paired-bootstrap 95% interval that excludes zero, and the churn
+    model's ECE must not be worse than the champion's by more than `max_ece_increase`."""
+
+    min_gain: Annotated[float, Field(ge=0, le=1)] = 0.005
+    max_ece_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
 
 
 class DemoConfig(Section):
@@ -214,6 +237,7 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    promotion: PromotionConfig = PromotionConfig()
     demo: DemoConfig = DemoConfig()
 
 

@@ -30,7 +30,7 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     warnings = check_drift(drift, cfg.scoring)
     at_risk = build_at_risk_list(scored, as_of, churn.version, clv.version,
                                  passthrough_columns(tables, cfg.scoring.passthrough_columns), cfg.scoring)
-    manifest = build_manifest(tables, as_of, scored, at_risk, (churn, clv), drift, warnings, started)
+    manifest = build_manifest(tables, as_of, scored, at_risk, (churn, clv), drift, warnings, started, cfg.scoring)
     if dry_run:
         log.info("dry run: nothing written (%d customers scored)", len(scored))
         return manifest

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def build_manifest(tables: Tables, as_of: dt.date, scored: pd.DataFrame, at_risk: pd.DataFrame, champions,
-                   drift: dict[str, float], warnings: list[str], started: dt.datetime) -> dict:
+                   drift: dict[str, float], warnings: list[str], started: dt.datetime, cfg: ScoringConfig) -> dict:
     """Everything a reader needs to trust or trace tonight's list, before any file exists."""
     return {
         "at_risk_list_version": AT_RISK_VERSION,
@@ -34,6 +34,7 @@ def build_manifest(tables: Tables, as_of: dt.date, scored: pd.DataFrame, at_risk
         "customers_listed": len(at_risk),
         "customers_per_tier": {t: int((scored["risk_tier"] == t).sum()) for t in TIERS},
         "total_value_at_risk": round(float(scored["value_at_risk"].sum()), 2),
+        "currency": cfg.currency,
         "quarantined_rows": tables.quarantined,
         "drift_psi": drift,
         "warnings": warnings,
