@@ -14,7 +14,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from features import interactions, profile, rfm, subscriptions, support_tickets, surveys
-from features.stage_sql import Feature
+from features.feature import Feature
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 

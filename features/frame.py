@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import STAGES
-from features.population import KEYS
-from features.stage_sql import FEATURE_DTYPE
+from features.feature import FEATURE_DTYPE, KEYS
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 

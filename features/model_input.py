@@ -73,6 +73,11 @@ def plan_cutoffs(data_end: dt.date, cfg: TrainingConfig, horizon_days: int) -> C
     return CutoffPlan(training, validation)
 
 
+def all_cutoffs(plans) -> list[dt.date]:
+    """Every cutoff any of the plans needs, oldest first: built once, in one frame."""
+    return sorted({cutoff for plan in plans for cutoff in (*plan.training, plan.validation)})
+
+
 def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) -> pd.DataFrame:
     """Features of every active customer at every cutoff, with both labels (a label is
     missing where its window is not complete)."""

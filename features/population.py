@@ -12,12 +12,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from features.feature import KEYS
 from pipeline.config import ChurnConfig
 from pipeline.contract import MONEY
 from pipeline.errors import DataError
 from pipeline.tables import Tables
-
-KEYS = ["customer_id", "cutoff_date"]
 
 # Active (inactivity churn): a purchase in the `lookback` days before the cutoff. A purchase
 # day makes its customer active at a run of consecutive cutoffs (those after it, within the

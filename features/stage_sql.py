@@ -1,28 +1,20 @@
-"""What every feature stage's SQL is written with and run by: the Feature declaration, the
-event and bucket CTEs, and the runner that meets a stage's result with the customer spine.
+"""What every feature stage's SQL is written with and run by: the event and bucket CTEs, the
+plan choice, and the runner that meets a stage's result with the customer spine.
 
-Stages declare their features (name, kind, one-line description, reason family) next to
-their SQL; features/catalog.py lists the stages and builds the catalogue from them."""
+Stages declare their features (features/feature.py) next to their SQL; features/catalog.py
+lists the stages and builds the catalogue from them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from features.population import KEYS
-from pipeline.tables import Tables
+from features.feature import FEATURE_SQL_TYPE, KEYS, Feature
 
-# Every numeric feature is a 32-bit float, in training and in scoring alike: seven significant
-# digits are more than any model needs (money sums are exact in the engine, then rounded to
-# them), and a 12-cutoff stack of a million customers (6M rows x 83 numeric features) then
-# takes 2.0 GB instead of 4.0 GB.
-FEATURE_DTYPE = np.float32
-FEATURE_SQL_TYPE = "FLOAT"  # the engine's name for it
-
+if TYPE_CHECKING:  # the runner is handed the tables; it needs no engine code of its own
+    from pipeline.tables import Tables
 
 def events_sql(table: str, time: str, columns: str) -> str:
     """The events of the spine's customers that any of its cutoffs can see (strictly before
@@ -54,17 +46,6 @@ def plan_for(spine: pd.DataFrame, one_cutoff: Callable, stack: Callable) -> Call
     for a stack. Two plans, one definition: a test checks that a stack equals each cutoff
     built alone."""
     return one_cutoff if spine["cutoff_date"].nunique() <= 1 else stack
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    stage: str
-    description: str
-    kind: Literal["numeric", "categorical"] = "numeric"
-    # The reason family (models/reason_families.py) the feature speaks for on the at-risk
-    # list; None: its stage's family, filled in by features/catalog.py.
-    family: str | None = None
 
 
 def run_stage_query(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.stage_sql import Feature, run_stage_query
+from features.feature import Feature
+from features.stage_sql import run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 

@@ -147,7 +147,7 @@ def train_churn_model(
     x_cal = schema.prepare(calibration_frame)
     booster.fit(
         schema.prepare(fit_frame), fit_labels,
-        eval_set=[(x_cal, calibration_labels)],
+        eval_X=x_cal, eval_y=calibration_labels,
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
     calibrator = PlattCalibrator.fit(booster.predict_proba(x_cal)[:, 1], calibration_labels)

@@ -62,7 +62,7 @@ def train_clv_model(
     booster = lgb.LGBMRegressor(**(DEFAULT_PARAMS | params), **lightgbm_settings(seed))
     booster.fit(
         schema.prepare(fit_frame), fit_revenue.clip(lower=0),
-        eval_set=[(schema.prepare(stop_frame), stop_revenue.clip(lower=0))],
+        eval_X=schema.prepare(stop_frame), eval_y=stop_revenue.clip(lower=0),
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
     return ClvModel(schema, booster, lifetime)

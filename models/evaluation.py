@@ -6,13 +6,13 @@ Pure functions of frames: no disk, no MLflow (pipeline/tracking.py logs what the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.model_input import Split
-from features.stage_sql import Feature
+from features.feature import Feature
 from models import plots
 from models.baselines import overdue_rule_score, predict_logistic_baseline, train_logistic_baseline
 from models.churn import ChurnModel, train_churn_model
@@ -20,7 +20,12 @@ from models.clv import ClvModel, train_clv_model
 from models.lifetime import LifetimeModel
 from models.metrics import auc_gain_interval, churn_metrics, clv_metrics, decile_table
 from models.practice_formula import DAYS_PER_YEAR, expected_lifespan_years, practice_clv
-from models.reasons import top_reason_agreement
+from models.reason_check import count_contradictions
+from models.reason_families import FAMILIES
+from models.reasons import top_reason_agreement, top_reasons
+
+if TYPE_CHECKING:  # the split is built by features/model_input.py; only its shape matters here
+    from features.model_input import Split
 
 SHAP_SAMPLE_ROWS = 5_000
 
@@ -40,9 +45,16 @@ def fit_lifetime_model(fit_rows: pd.DataFrame, churn_horizon_days: int, clv_hori
 
 
 def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel,
-                   catalog: list[Feature], oracle: np.ndarray | None = None) -> Evaluation:
+                   catalog: list[Feature], oracle: np.ndarray | None = None,
+                   reasons_per_customer: int | None = None) -> Evaluation:
     """The churn model, the logistic-regression, BG/NBD and overdue-rule baselines, and (on
-    the demo world) the oracle, all on the same validation customers."""
+    the demo world) the oracle, all on the same validation customers.
+
+    `reason_contradictions` counts the reasons that contradict their customer's features
+    (models/reason_check.py), written as scoring writes them, for every validation customer
+    whatever their probability: a superset of any tier's list, so that no tier threshold is
+    restated here. With `reasons_per_customer` None, every risk-raising family that has a
+    reason is checked (a superset of any shorter list)."""
     label = "is_churned"
     model = train_churn_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params,
                               seed, lifetime)
@@ -74,6 +86,8 @@ def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, l
     sample = split.valid.sample(min(len(split.valid), SHAP_SAMPLE_ROWS), random_state=seed).sort_index()
     shap = model.shap_values(sample)
     metrics["reason_agreement_with_shap"] = top_reason_agreement(model.contributions(sample), shap, catalog)
+    metrics["reason_contradictions"] = reason_contradictions(model, split.valid, catalog,
+                                                             reasons_per_customer or len(FAMILIES))
     figures = {
         "roc.png": plots.roc_figure(y, scores),
         "precision_recall.png": plots.precision_recall_figure(y, scores),
@@ -84,6 +98,13 @@ def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, l
         "shap_summary.png": plots.shap_summary_figure(shap, sample),
     }
     return Evaluation(model, metrics, figures)
+
+
+def reason_contradictions(model: ChurnModel, rows: pd.DataFrame, catalog: list[Feature], count: int) -> int:
+    """How many of the reasons the list would give `rows` (against `rows` as the scored
+    population) contradict the customers' own feature values."""
+    texts, _ = top_reasons(rows, model.contributions(rows), catalog, count, population=rows)
+    return count_contradictions(texts, rows, rows)
 
 
 def evaluate_clv(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel) -> Evaluation:

@@ -4,27 +4,31 @@ Contributions (SHAP values of the churn model's log-odds) are summed per reason 
 (models/reason_families.py; each feature names its family in the catalogue),
 so that `purchases_30d`, `purchases_90d` and `days_since_last_purchase` make one reason
 ("no purchase for 94 days (usually every 21)") instead of three. Only families that push
-risk up are reasons; the text is written from the customer's own feature values."""
+risk up are reasons, and only where the family has something true and risky to say: a
+family whose writer is silent for a customer (a promoter, a purchase within the usual gap)
+gives its place to the next risk-raising family."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from features.stage_sql import Feature
+from features.feature import Feature
 from models.lifetime import LIFETIME_FEATURES
 from models.reason_families import FAMILIES
 
 
-def family_texts(features: pd.DataFrame, families: list[str]) -> np.ndarray:
+def family_texts(features: pd.DataFrame, families: list[str], population: pd.DataFrame | None = None) -> np.ndarray:
     """A (rows x families) array of each family's reason text for each row ('' when the
-    family has nothing to say or its features are absent). Vectorised per family."""
+    family has nothing risky to say or its features are absent). Vectorised per family;
+    `population` (default: `features`) is the scored frame the typical customer comes from."""
+    population = features if population is None else population
     texts = np.full((len(features), len(families)), "", dtype=object)
     for j, family in enumerate(families):
         if family not in FAMILIES:
             continue
         try:
-            texts[:, j] = FAMILIES[family].text(features).fillna("").to_numpy(dtype=object)
+            texts[:, j] = FAMILIES[family].text(features, population).fillna("").to_numpy(dtype=object)
         except KeyError:  # the stage behind this family was skipped (its table is absent)
             continue
     return texts
@@ -39,20 +43,34 @@ def family_contributions(contributions: pd.DataFrame, catalog: list[Feature]) ->
 
 
 def top_reasons(
-    features: pd.DataFrame, contributions: pd.DataFrame, catalog: list[Feature], count: int
+    features: pd.DataFrame, contributions: pd.DataFrame, catalog: list[Feature], count: int,
+    population: pd.DataFrame | None = None,
 ) -> tuple[list[str], list[str | None]]:
-    """For each row: the texts of the `count` families that raise risk most (joined with
-    '; '), and the name of the strongest family (None when nothing raises risk)."""
+    """For each row: the texts of the `count` strongest risk-raising families that have a
+    reason to give (joined with '; '), and the name of the first of them (None when no
+    family both raises the risk and has a reason). `population` (default: `features`) is
+    the scored frame the typical customer comes from."""
     by_family = family_contributions(contributions, catalog)
     names = list(by_family.columns)
     values = by_family.to_numpy()
-    order = np.argsort(-values, axis=1, kind="stable")[:, :count]
-    texts = family_texts(features.reset_index(drop=True), names)
     rows = np.arange(len(values))
-    picked = [np.where(values[rows, order[:, k]] > 0, texts[rows, order[:, k]], "") for k in range(order.shape[1])]
-    joined = ["; ".join(p for p in parts if p) for parts in zip(*picked, strict=True)] if picked else [""] * len(rows)
-    strongest = values[rows, order[:, 0]] > 0 if len(names) else np.zeros(len(rows), bool)
-    main = [names[order[i, 0]] if strongest[i] else None for i in rows]
+    if not names:
+        return [""] * len(rows), [None] * len(rows)
+    texts = family_texts(features.reset_index(drop=True), names, population)
+    order = np.argsort(-values, axis=1, kind="stable")
+    ordered = rows[:, None], order
+    speaks = (values[ordered] > 0) & (texts[ordered] != "")  # in order of contribution
+    place = np.cumsum(speaks, axis=1)
+    picked, first = [], None
+    for k in range(1, count + 1):
+        at = speaks & (place == k)
+        has = at.any(axis=1)
+        column = order[rows, at.argmax(axis=1)]
+        picked.append(np.where(has, texts[rows, column], ""))
+        first = (has, column) if first is None else first
+    joined = ["; ".join(p for p in parts if p) for parts in zip(*picked, strict=True)]
+    has, column = first
+    main = [names[column[i]] if has[i] else None for i in rows]
     return joined, main
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.stage_sql import FEATURE_DTYPE
+from features.feature import FEATURE_DTYPE
 
 
 @dataclass(frozen=True)

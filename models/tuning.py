@@ -57,7 +57,7 @@ def _fit(trial: optuna.Trial, estimator, data: TuningData, metric: str, target_t
     x_holdout = schema.prepare(data.holdout)
     estimator.fit(
         schema.prepare(data.fit), target_transform(data.fit_target),
-        eval_set=[(x_holdout, target_transform(data.holdout_target))], eval_metric=metric,
+        eval_X=x_holdout, eval_y=target_transform(data.holdout_target), eval_metric=metric,
         callbacks=[lgb.early_stopping(churn.EARLY_STOPPING_ROUNDS, verbose=False),
                    _pruning_callback(trial, metric)],
     )

@@ -79,8 +79,11 @@ def _tables(cfg: Config, write_quarantine: bool = True):
 def generate(
     customers: Annotated[int, typer.Option(help="Number of customers in the world.", min=1)] = DemoConfig().customers,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = DemoConfig().seed,
-    out: Annotated[Path, typer.Option(help="Folder to write the tables into (replaced).")] = Path("data/demo"),
+    out: Annotated[Path, typer.Option(help="Folder to write the world into: new, empty, or an earlier world "
+                                           "(with --force).")] = Path("data/demo"),
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier demo world in --out (never other "
+                                        "files).")] = False,
     debug: DebugOption = False,
 ) -> None:
     """Write a synthetic demo world (tables + truth/) in the data contract's format."""
@@ -89,7 +92,7 @@ def generate(
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("--format must be parquet or csv")
     with stage(f"generate demo world of {customers:,} customers") as info:
-        counts = generate_world(out, n_customers=customers, seed=seed, fmt=fmt)
+        counts = generate_world(out, n_customers=customers, seed=seed, fmt=fmt, replace=force)
         info.update(counts)
 
 
@@ -181,11 +184,17 @@ def score(
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
     """Score every active customer with the champion models; write the dated at-risk list."""
+    from contextlib import nullcontext
+
+    from pipeline.files import run_lock
     from pipeline.score import run_scoring
 
     cfg = _config(config, data)
     date = parse_date(as_of) if as_of else dt.date.today()
-    manifest = run_scoring(_tables(cfg), cfg, date, dry_run=dry_run)
+    # One run at a time, for the whole run: a second one stops here, before reading anything.
+    # A dry run writes nothing, so it neither needs the lock nor creates the output folder.
+    with nullcontext() if dry_run else run_lock(cfg.scoring.output_dir):
+        manifest = run_scoring(_tables(cfg), cfg, date, dry_run=dry_run)
     log.info("scored %d customers: %s; value at risk %.2f", manifest["customers_scored"],
              manifest["customers_per_tier"], manifest["total_value_at_risk"])
 
@@ -224,17 +233,21 @@ def demo(
 ) -> None:
     """All of it, end to end: generate a demo world, validate, train, score."""
     from pipeline.demo.world import generate_world
+    from pipeline.files import run_lock
     from pipeline.score import run_scoring
     from pipeline.train import run_training
 
     cfg = _config(config, None)
     with stage("generate demo world") as info:
-        info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers, seed=cfg.demo.seed))
+        # data.path may hold an earlier demo world (replaced), never anything else (refused).
+        info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers, seed=cfg.demo.seed,
+                                   replace=True))
     tables = _tables(cfg)
     summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"))
     _log_training_summary(summary)
     as_of = tables.last_event_at().date() + dt.timedelta(days=1)
-    manifest = run_scoring(tables, cfg, as_of)
+    with run_lock(cfg.scoring.output_dir):
+        manifest = run_scoring(tables, cfg, as_of)
     log.info("demo done: at-risk list of %d customers in %s", manifest["customers_listed"], manifest["output_dir"])
 
 

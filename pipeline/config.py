@@ -185,7 +185,10 @@ class ActionConfig(Section):
         object.__setattr__(self, "by_reason", defaults | dict(self.by_reason))
         return self
 
-    # Non-members whose predicted CLV reaches this get a loyalty-programme invitation.
+    # Non-members whose strongest reason is one of these families and whose predicted CLV
+    # reaches the minimum are invited to the loyalty programme instead.
+    loyalty_invitation: str = "loyalty-programme invitation"
+    loyalty_invitation_families: list[ReasonFamilyName] = Field(default_factory=lambda: ["purchase_lapse", "profile"])
     loyalty_invitation_min_clv: Annotated[float, Field(ge=0)] = 200.0
     low_risk: str = "no action"
     default: str = "personalised offer"
@@ -242,8 +245,10 @@ class Config(Section):
 
 
 def load_config(path: Path, data_dir: Path | None = None) -> Config:
-    """Read and validate a YAML config. Relative paths are resolved against the working
-    directory (the project root for `make` targets). `data_dir` overrides `data.path`."""
+    """Read and validate a YAML config. Relative paths in it are resolved against the
+    project folder (see `project_folder`), never against the shell's working directory;
+    `data_dir` (the --data option) overrides `data.path` and is relative to where the
+    command runs, as any command-line path."""
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist. Pass --config PATH to a YAML file.")
     try:
@@ -254,8 +259,35 @@ def load_config(path: Path, data_dir: Path | None = None) -> Config:
         raise ConfigError(f"Config file {path} must hold a mapping of sections at the top level.")
     if data_dir is not None:
         raw.setdefault("data", {})
-        raw["data"]["path"] = str(data_dir)
-    return parse_config(raw, source=str(path))
+        raw["data"]["path"] = str(data_dir.resolve())
+    return anchored(parse_config(raw, source=str(path)), project_folder(path))
+
+
+def project_folder(config_path: Path) -> Path:
+    """What relative paths in a config mean: the project folder. A config in a `configs/`
+    folder belongs to the project above it (configs/default.yaml -> the project root);
+    any other config file anchors its paths at its own folder."""
+    folder = config_path.resolve().parent
+    return folder.parent if folder.name == "configs" else folder
+
+
+def anchored(cfg: Config, base: Path) -> Config:
+    """The config with every relative path (data, quarantine, engine, tuned parameters,
+    tracking store and artifacts, outputs) made absolute under `base`."""
+    def at(path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else base / path
+
+    uri = cfg.tracking.uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and uri != prefix + ":memory:":
+        uri = prefix + str(base / uri[len(prefix):])
+    return cfg.model_copy(update={
+        "data": cfg.data.model_copy(update={"path": at(cfg.data.path), "quarantine_dir": at(cfg.data.quarantine_dir),
+                                            "engine_dir": at(cfg.data.engine_dir)}),
+        "model": cfg.model.model_copy(update={"tuned_params_path": at(cfg.model.tuned_params_path)}),
+        "tracking": cfg.tracking.model_copy(update={"uri": uri, "artifact_dir": at(cfg.tracking.artifact_dir)}),
+        "scoring": cfg.scoring.model_copy(update={"output_dir": at(cfg.scoring.output_dir)}),
+    })
 
 
 def load_tuned_params(path: Path) -> dict[str, dict]:

@@ -2,26 +2,83 @@
 
 Nightly job logs must stay readable, so there are no progress bars in log files: long
 loops call `progress(...)`, which draws a bar only when stderr is a terminal.
+
+Credentials never reach a log: every record passes a filter that masks the user and password
+of any `scheme://user:pass@host` (`scheme://***@host`), in its message, arguments and
+traceback, and a traceback of a bug is printed masked too.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("churn")
+# The user and password of a URI: scheme://user:pass@ (the password may hold an unescaped '@').
+CREDENTIALS = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@:'\"]+(?::[^/\s'\"]*)?@")
+
+
+def mask_credentials(text: str) -> str:
+    """`https://user:secret@host/x` -> `https://***@host/x`, wherever it appears in the text."""
+    return CREDENTIALS.sub(r"\1***@", text)
+
+
+def mask_secrets(value):
+    """A logged structure (dicts, lists, strings) with the credentials of every URI masked."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_secrets(v) for v in value)
+    return value
+
+
+class MaskCredentials(logging.Filter):
+    """Masks URI credentials in a record's message, arguments, traceback and stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed format: logging reports it itself
+            return True
+        record.msg, record.args = mask_credentials(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_credentials(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_credentials(record.stack_info)
+        return True
+
+
+def adopt_loggers(*names: str) -> None:
+    """Send libraries' own loggers (MLflow and Optuna configure handlers of their own) through
+    the root handler, so their lines get the same format and the same masking."""
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+def _masked_excepthook(kind, value, tb) -> None:
+    sys.stderr.write(mask_credentials("".join(traceback.format_exception(kind, value, tb))))
 
 
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    handler.addFilter(MaskCredentials())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    sys.excepthook = _masked_excepthook
     root.setLevel(logging.WARNING)
     for name in ("churn", "pipeline", "features", "models"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -1,8 +1,9 @@
 """`churn score`, the nightly job: score every active customer with the champion models and
 publish the dated at-risk list with its summary and manifest, whole or not at all.
 
-champions -> customers active at the date, scored and explained -> drift check -> the list
--> manifest -> publish."""
+champions -> preflight (fresh input, the tables the champions need, config that fits) ->
+customers active at the date, scored and explained -> drift check -> the list -> manifest
+-> publish."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 
 from pipeline import tracking
 from pipeline.at_risk.listing import build_at_risk_list
+from pipeline.at_risk.preflight import preflight
 from pipeline.at_risk.publish import build_manifest, publish_at_risk_list
 from pipeline.at_risk.scores import check_drift, passthrough_columns, score_customers
 from pipeline.config import Config
@@ -24,10 +26,11 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     """Score, list and publish; return the manifest (with `output_dir` unless a dry run)."""
     started = dt.datetime.now(dt.UTC)
     churn, clv = tracking.load_champions(cfg.tracking)
+    warnings = preflight(tables, cfg, as_of, (churn, clv))
     with stage("score active customers") as info:
         scored, drift = score_customers(tables, cfg, as_of, churn.fitted, clv.fitted)
         info["customers"] = len(scored)
-    warnings = check_drift(drift, cfg.scoring)
+    warnings += check_drift(drift, cfg)
     at_risk = build_at_risk_list(scored, as_of, churn.version, clv.version,
                                  passthrough_columns(tables, cfg.scoring.passthrough_columns), cfg.scoring)
     manifest = build_manifest(tables, as_of, scored, at_risk, (churn, clv), drift, warnings, started, cfg.scoring)

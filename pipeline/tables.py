@@ -12,32 +12,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from pipeline.contract import SQL_TYPES, TABLES, Column, Table
+from pipeline.contract import TABLES, Table
 from pipeline.errors import DataError, EngineMemoryError
-from pipeline.files import atomic_write_csv, file_sha256
+from pipeline.files import file_sha256
+from pipeline.validation import (
+    Violation,
+    check_rules,
+    create_typed,
+    missing_columns,
+    quarantine_rows,
+    render_violations,
+    repeated_columns,
+)
 
 log = logging.getLogger(__name__)
-MAX_EXAMPLES = 5
 DEFAULT_MEMORY_GB = 3.0  # DuckDB's own cap; it spills to disk beyond it
-
-
-@dataclass
-class Violation:
-    table: str
-    column: str
-    rule: str
-    count: int
-    examples: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        head = f"{self.table}.{self.column} [{self.rule}]: {self.count:,} row(s)"
-        return head + ("; e.g. " + "; ".join(self.examples) if self.examples else "")
 
 
 @dataclass
@@ -158,10 +153,36 @@ def load_tables(
     con, scratch = open_engine(memory_limit_gb, work_dir)
     try:
         return _validate(con, scratch, files, data_dir, run_started_at, quarantine_dir)
+    except duckdb.Error as exc:
+        con.close()
+        scratch.cleanup()
+        raise _engine_failure(exc, files, work_dir) from exc
     except BaseException:
         con.close()  # whatever stopped validation, leave no engine file behind
         scratch.cleanup()
         raise
+
+
+def _engine_failure(exc: duckdb.Error, files: dict[str, Path], work_dir: Path | None) -> DataError | OSError:
+    """The engine failed while reading the files: name the file it was reading (a damaged
+    Parquet file fails only when its pages are decompressed) or the full scratch disk."""
+    text = str(exc)
+    first_line = text.strip().splitlines()[0]
+    if "No space left on device" in text or "disk is full" in text.lower():
+        where = work_dir or Path(tempfile.gettempdir())
+        return DataError(
+            f"The disk under {where} (data.engine_dir, where the engine keeps the validated tables) is full: "
+            f"{first_line}. Free space there, or point data.engine_dir at a disk with room for about twice the "
+            "input files."
+        )
+    damaged = next((path for path in files.values() if str(path) in text or path.name in text), None)
+    if damaged is not None:
+        return DataError(
+            f"Table {damaged.stem}: cannot read {damaged}: {first_line}. The file is damaged or truncated (a "
+            "Parquet file is checked page by page only as it is read); export it again."
+        )
+    return DataError(f"Reading the input tables failed in the engine: {first_line}. Check the files in "
+                     f"{', '.join(sorted(str(p) for p in files.values()))}.")
 
 
 def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_at: dt.datetime,
@@ -171,22 +192,27 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
     typed: set[str] = set()
     for name, path in files.items():  # customers first: the other tables' soft rule reads it
         table = TABLES[name]
+        if repeated := repeated_columns(path):
+            violations.append(Violation(name, ", ".join(repeated), "column appears more than once in the header",
+                                        0, [f"{path.name} would silently keep one of them: rename or remove the "
+                                            "duplicate and export again"]))
+            continue
         _open_raw(con, table, path)
         raw_types = _raw_types(con, name)
         absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
         if absent:
-            violations.append(_missing_columns(con, table, path, absent))
+            violations.append(missing_columns(table, path, absent, list(raw_types)))
             continue
-        _create_typed(con, table, raw_types, "customers" in typed)
+        create_typed(con, table, raw_types, "customers" in typed)
         typed.add(name)
         row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
         if row_counts[name] == 0 and table.required:
             violations.append(Violation(name, "*", "empty table", 0, [f"{path} has no data rows"]))
             continue
-        violations += _check_rules(con, table, raw_types, run_started_at)
+        violations += check_rules(con, table, raw_types, run_started_at)
     if violations:
-        raise DataError(_render(violations, data_dir))
-    quarantined = _quarantine(con, files, quarantine_dir)
+        raise DataError(render_violations(violations, data_dir))
+    quarantined = quarantine_rows(con, files, quarantine_dir)
     for name in files:
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
@@ -239,175 +265,3 @@ def _raw_types(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
     return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True) if c != "source_row"}
 
 
-def _missing_columns(con, table: Table, path: Path, absent: list[str]) -> Violation:
-    present = list(_raw_types(con, table.name))
-    note = f"{path.name} has columns {present}"
-    if len(present) == 1 and any(sep in present[0] for sep in ";,\t|"):
-        note += " (one column holding separators: wrong delimiter?)"
-    return Violation(table.name, ", ".join(absent), "missing column", 0, [note])
-
-
-def _casts_safely(raw_type: str, sql_type: str) -> bool:
-    """True when every value of raw_type converts to sql_type (a Parquet file that already
-    has the contract's types): such columns cannot be unparseable and need no text checks."""
-    if raw_type == sql_type:
-        return True
-    return raw_type in _LOSSLESS.get(sql_type, ()) or (sql_type == "DOUBLE" and raw_type.startswith("DECIMAL"))
-
-
-_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
-_LOSSLESS = {
-    "BIGINT": _INTEGERS,
-    "DOUBLE": (*_INTEGERS, "FLOAT", "UBIGINT", "HUGEINT"),
-    "TIMESTAMP": ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"),
-}
-
-
-def _create_typed(con: duckdb.DuckDBPyConnection, table: Table, raw_types: dict[str, str],
-                  customers_known: bool) -> None:
-    """Store the table with every contract column cast to its type, once. Unparseable values
-    become NULL here and are caught by comparing with the raw text; the soft rule each row
-    breaks, if any, is stored beside it as `quarantine_reason`."""
-    selects = ["source_row"]
-    for col in table.columns:
-        sql_type = SQL_TYPES[col.kind]
-        if col.name not in raw_types:
-            selects.append(f'CAST(NULL AS {sql_type}) AS "{col.name}"')
-        elif raw_types[col.name] == sql_type:
-            selects.append(f'"{col.name}"')
-        else:
-            selects.append(f'TRY_CAST("{col.name}" AS {sql_type}) AS "{col.name}"')
-    if table.allow_extra_columns:
-        contract = set(table.column_names)
-        selects += [f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(set(raw_types) - contract)]
-    typed = f"SELECT {', '.join(selects)} FROM raw_{table.name}"
-    reason = _soft_rule_reasons(table, customers_known)
-    if reason is not None:
-        typed = f"SELECT *, {reason} AS quarantine_reason FROM ({typed})"
-    con.execute(f"CREATE TABLE typed_{table.name} AS {typed}")
-
-
-# --- rules -----------------------------------------------------------------------------
-
-
-def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
-    """SQL conditions that flag a broken rule on one row, keyed by rule name. `t` is the
-    typed table; `r`, the raw file, is only needed where the cast could fail."""
-    typed, raw = f't."{col.name}"', f'r."{col.name}"'
-    rules = {}
-    if _casts_safely(raw_type, SQL_TYPES[col.kind]):
-        blank = f"nullif(trim({typed}), '') IS NULL" if col.kind == "string" else f"{typed} IS NULL"
-    else:
-        blank = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
-        rules[f"unparseable {col.kind}"] = f"NOT ({blank}) AND {typed} IS NULL"
-        if col.kind == "integer":
-            as_double = f"TRY_CAST({raw} AS DOUBLE)"
-            rules["not a whole number"] = f"{as_double} IS NOT NULL AND {as_double} <> round({as_double})"
-    if col.required:
-        rules = {"missing value": blank} | rules
-    if col.min_value is not None:
-        rules[f"below minimum {col.min_value:g}"] = f"{typed} < {col.min_value}"
-    if col.max_value is not None:
-        rules[f"above maximum {col.max_value:g}"] = f"{typed} > {col.max_value}"
-    if col.kind == "timestamp":
-        rules["in the future"] = f"{typed} > {now_sql}"
-    return {f"{col.name}|{rule}": cond for rule, cond in rules.items()}
-
-
-def _check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime) -> list[Violation]:
-    now_sql = "CAST($now AS TIMESTAMP)"
-    conditions: dict[str, str] = {}
-    for col in table.columns:
-        if col.name in raw_types:
-            conditions |= _column_rules(col, raw_types[col.name], now_sql)
-    for rule in table.order_rules:
-        if {rule.earlier, rule.later} <= set(raw_types):
-            conditions[f"{rule.later}|{rule.name}"] = f't."{rule.later}" < t."{rule.earlier}"'
-    needs_raw = any('r."' in cond for cond in conditions.values())
-    # The raw file is joined in only when some rule reads its text (CSV, or a Parquet
-    # column stored with another type than the contract's); typed Parquet is checked in one scan.
-    source = f"typed_{table.name} t" + (f" JOIN raw_{table.name} r USING (source_row)" if needs_raw else "")
-    counts_sql = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions.values())
-    key = table.key
-    if key:
-        counts_sql += f', count(t."{key}") - count(DISTINCT t."{key}")'
-    counts = con.execute(
-        f"SELECT {counts_sql} FROM {source}", _params_used(counts_sql, now=run_started_at)
-    ).fetchall()[0]
-    violations = []
-    for (rule_key, cond), count in zip(conditions.items(), counts, strict=False):
-        if count:
-            column, rule = rule_key.split("|")
-            shown = f'r."{column}"' if needs_raw else f't."{column}"'
-            examples = _examples(con, source, cond, column, shown, run_started_at)
-            violations.append(Violation(table.name, column, rule, count, examples))
-    if key and counts[-1]:
-        dup = con.execute(
-            f'SELECT "{key}", count(*) AS n, list(source_row ORDER BY source_row) AS rows '
-            f'FROM typed_{table.name} GROUP BY 1 HAVING n > 1 ORDER BY min(source_row) LIMIT {MAX_EXAMPLES}'
-        ).fetchall()
-        examples = [f"{key}={k!r} on rows {rows[:5]}" for k, _, rows in dup]
-        violations.append(Violation(table.name, key, "duplicate key", counts[-1], examples))
-    return violations
-
-
-def _examples(con, source: str, cond: str, column: str, shown: str, now: dt.datetime) -> list[str]:
-    rows = con.execute(
-        f"SELECT source_row, CAST({shown} AS VARCHAR) FROM {source} WHERE {cond} "
-        f"ORDER BY source_row LIMIT {MAX_EXAMPLES}",
-        _params_used(cond, now=now),
-    ).fetchall()
-    return [f"row {n}: {column}={value!r}" for n, value in rows]
-
-
-def _params_used(sql: str, **params) -> dict:
-    """DuckDB refuses parameters a statement does not reference."""
-    return {name: value for name, value in params.items() if f"${name}" in sql}
-
-
-def _render(violations: list[Violation], data_dir: Path) -> str:
-    lines = [f"Input data in {data_dir} breaks the data contract ({len(violations)} problem(s)); "
-             "nothing was written:"]
-    lines += [f"  - {v.describe()}" for v in violations]
-    lines.append("Fix the rows above in the source files (rows are numbered from 1 after the header) "
-                 "and rerun `churn validate`.")
-    return "\n".join(lines)
-
-
-# --- quarantine ------------------------------------------------------------------------
-
-
-def _soft_rule_reasons(table: Table, customers_known: bool) -> str | None:
-    """A SQL CASE naming the soft rule a row breaks, or None when the table has none."""
-    whens = []
-    if table.references_customers and customers_known:
-        whens.append("WHEN customer_id NOT IN (SELECT customer_id FROM typed_customers) "
-                     "THEN 'customer not in customers'")
-    if table.quarantine_zero:
-        whens.append(f"WHEN {table.quarantine_zero} = 0 THEN '{table.quarantine_zero} is zero'")
-    return f"CASE {' '.join(whens)} END" if whens else None
-
-
-def _quarantine(con, files: dict[str, Path], quarantine_dir: Path | None) -> dict[str, int]:
-    """Expose each clean table as a view named after it; write the set-aside rows out."""
-    counts = {}
-    for name in files:
-        stored = con.sql(f"SELECT * FROM typed_{name} LIMIT 0").columns
-        columns = ", ".join(f'"{c}"' for c in stored if c not in ("source_row", "quarantine_reason"))
-        if "quarantine_reason" not in stored:
-            con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name}")
-            continue
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name} WHERE quarantine_reason IS NULL")
-        bad = con.execute(
-            f"SELECT source_row, quarantine_reason, {columns} FROM typed_{name} "
-            "WHERE quarantine_reason IS NOT NULL ORDER BY source_row"
-        ).df()
-        counts[name] = len(bad)
-        if quarantine_dir is not None:
-            target = quarantine_dir / f"{name}.csv"
-            if len(bad):
-                atomic_write_csv(bad, target)
-                log.warning("table %s: %d row(s) set aside into %s", name, len(bad), target)
-            elif target.exists():
-                target.unlink()  # a stale file from an earlier run would mislead
-    return counts

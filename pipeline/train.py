@@ -8,14 +8,13 @@ measures."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from features.catalog import feature_catalog
-from features.model_input import CutoffPlan, build_training_frame, plan_cutoffs, split_frame
+from features.model_input import CutoffPlan, all_cutoffs, build_training_frame, plan_cutoffs, split_frame
 from models.evaluation import evaluate_churn, evaluate_clv, fit_lifetime_model
 from pipeline import tracking
 from pipeline.config import Config, model_params
@@ -41,7 +40,8 @@ def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", 
         clv_lifetime = fit_lifetime_model(clv_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
     with stage("train and validate churn model") as info:
         oracle = demo_world_oracle(cfg, churn_split.valid, plans["churn"])
-        churn = evaluate_churn(churn_split, features, params["churn"], cfg.model.seed, churn_lifetime, catalog, oracle)
+        churn = evaluate_churn(churn_split, features, params["churn"], cfg.model.seed, churn_lifetime, catalog, oracle,
+                               cfg.scoring.reasons_per_customer)
         info["validation_rows"], info["roc_auc"] = len(churn_split.valid), round(churn.metrics["roc_auc"], 4)
     with stage("train and validate clv model") as info:
         clv = evaluate_clv(clv_split, features, params["clv"], cfg.model.seed, clv_lifetime)
@@ -50,11 +50,6 @@ def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", 
         churn=churn, clv=clv, plans=plans, validation_rows={"churn": churn_split.valid, "clv": clv_split.valid},
         params=params, training_rows=len(frame), data_fingerprint=tables.fingerprint(), config_text=config_text)
     return tracking.log_training_run(cfg, trained, promote)
-
-
-def all_cutoffs(plans) -> list[dt.date]:
-    """Every cutoff any plan needs, built once in one frame."""
-    return sorted({cutoff for plan in plans for cutoff in (*plan.training, plan.validation)})
 
 
 def demo_world_oracle(cfg: Config, valid: pd.DataFrame, plan: CutoffPlan) -> np.ndarray | None:

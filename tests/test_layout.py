@@ -74,3 +74,33 @@ def test_the_demo_world_is_not_imported_by_production_code_except_to_read_its_tr
         if used:
             offenders[name(path)] = sorted(used)
     assert offenders == {}
+
+
+def loaded_by(module: str) -> set[str]:
+    """Every project or MLflow module that importing `module` loads, in a fresh interpreter:
+    what a direct-import check misses (a chain through a third module)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys; import {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pipeline', 'features', "
+            "'models', 'mlflow'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return set(json.loads(done.stdout))
+
+
+def test_models_load_neither_the_pipeline_nor_mlflow_even_indirectly():
+    modules = sorted(f"models.{p.stem}" for p in (ROOT / "models").glob("*.py") if p.stem != "__init__")
+    loaded = loaded_by(", ".join(modules).replace(", ", "; import "))
+    assert sorted(m for m in loaded if m.split(".")[0] in ("pipeline", "mlflow")) == []
+
+
+def test_features_never_load_entry_points_products_or_mlflow_even_indirectly():
+    modules = sorted(f"features.{p.stem}" for p in (ROOT / "features").glob("*.py") if p.stem != "__init__")
+    loaded = loaded_by("; import ".join(modules))
+    # The config, contract, engine and errors are the shared edges. The config validates tier
+    # names against the tier registry, a list of names and colours that imports no product code.
+    registries = {"pipeline.at_risk", "pipeline.at_risk.tiers"}
+    downstream = sorted(m for m in loaded - registries if m.startswith(DOWNSTREAM) or m.split(".")[0] == "mlflow")
+    assert downstream == []

@@ -41,9 +41,9 @@ def recommend_actions(
         reason = main_reason[i]
         if tier == LOWEST_TIER:
             out.append(actions.low_risk)
-        elif (reason in ("purchase_lapse", "profile") and is_member is not None
+        elif (reason in actions.loyalty_invitation_families and is_member is not None
               and is_member.iloc[i] == 0 and predicted_clv[i] >= actions.loyalty_invitation_min_clv):
-            out.append("loyalty-programme invitation")
+            out.append(actions.loyalty_invitation)
         else:
             out.append(actions.by_reason.get(reason or "", actions.default))
     return out

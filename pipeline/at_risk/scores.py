@@ -15,11 +15,13 @@ import pandas as pd
 from features.catalog import feature_catalog
 from features.model_input import features_at
 from models.drift import population_stability_index
+from models.lifetime import LIFETIME_FEATURES
+from models.reason_check import count_contradictions
 from models.reasons import top_reasons
 from pipeline.at_risk.actions import assign_segments, recommend_actions
 from pipeline.at_risk.listing import value_at_risk
 from pipeline.at_risk.tiers import LOWEST_TIER, assign_tiers
-from pipeline.config import Config, ScoringConfig
+from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.logs import stage
 from pipeline.tables import Tables
@@ -40,11 +42,11 @@ def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, cl
     probability = churn_model.predict(features)
     clv = clv_model.predict(features)
     tiers = assign_tiers(probability, cfg.scoring.tiers)
-    texts, main = explain_risk(features, tiers, churn_model, cfg)
+    texts, main, contradictions = explain_risk(features, tiers, churn_model, cfg)
     member = features["is_loyalty_member"] if "is_loyalty_member" in features else None
     drift = {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
              for name, values in churn_model.drift_inputs(features, probability).items()}
-    return pd.DataFrame({
+    scored = pd.DataFrame({
         "customer_id": features["customer_id"].astype(str),
         "churn_probability": probability,
         "risk_tier": tiers,
@@ -53,26 +55,36 @@ def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, cl
         "top_reasons": texts,
         "segment": assign_segments(features, cfg.scoring.segments).to_numpy(),
         "recommended_action": recommend_actions(tiers, main, clv, member, cfg.scoring.actions),
-    }), drift
+    })
+    scored.attrs["reason_contradictions"] = contradictions
+    return scored, drift
 
 
 def explain_risk(features: pd.DataFrame, tiers: np.ndarray, churn_model, cfg: Config
-                 ) -> tuple[np.ndarray, list[str | None]]:
-    """The reason texts of every customer above the lowest tier, and their strongest reason
-    family (None for the lowest tier, or where nothing raises the risk)."""
+                 ) -> tuple[np.ndarray, list[str | None], int]:
+    """The reason texts of every customer above the lowest tier, the family of each one's
+    first reason (None for the lowest tier, or where no risk-raising family has a reason),
+    and how many of tonight's reasons contradict their customer's features
+    (models/reason_check.py; the typical customer is taken from everyone scored)."""
     with stage("explain churn risk") as info:
         carries_reasons = tiers != LOWEST_TIER
         texts = np.full(len(features), "", dtype=object)
         main: list[str | None] = [None] * len(features)
+        contradictions = 0
         if carries_reasons.any():
             subset = features[carries_reasons]
-            found, strongest = top_reasons(subset, churn_model.contributions(subset),
-                                           feature_catalog(cfg.features), cfg.scoring.reasons_per_customer)
+            found, strongest = top_reasons(subset, churn_model.contributions(subset), feature_catalog(cfg.features),
+                                           cfg.scoring.reasons_per_customer, population=features)
             texts[carries_reasons] = found
             for position, family in zip(np.flatnonzero(carries_reasons), strongest, strict=True):
                 main[position] = family
+            contradictions = count_contradictions(found, subset, features)
         info["customers_with_reasons"] = int(carries_reasons.sum())
-    return texts, main
+        info["reason_contradictions"] = contradictions
+    if contradictions:
+        log.warning("%d of tonight's reasons contradict their customer's features (models/reason_check.py)",
+                    contradictions)
+    return texts, main, contradictions
 
 
 def drift_reference(churn_model) -> dict[str, dict]:
@@ -81,18 +93,35 @@ def drift_reference(churn_model) -> dict[str, dict]:
     return getattr(churn_model, "reference", {})
 
 
-def check_drift(drift: dict[str, float], cfg: ScoringConfig) -> list[str]:
-    """Warnings for drifted inputs; stop the run when any drifted past the failure level."""
-    failed = {k: v for k, v in drift.items() if v > cfg.drift_fail_psi}
-    if failed:
+def check_drift(drift: dict[str, float], config: Config) -> list[str]:
+    """One warning line per input whose distribution moved past `drift_warn_psi` against
+    training; the run stops only for inputs named in `drift_stop_on` that moved past
+    `drift_fail_psi` (stopping is opt-in: a shifted season is news, not always an error)."""
+    cfg = config.scoring
+    descriptions = {f.name: f.description for f in feature_catalog(config.features)} | LIFETIME_FEATURES
+    def said(name: str) -> str:
+        return describe_input(name, descriptions)
+
+    warnings = [f"{said(name)} has shifted since training: population stability index {psi:.2f} "
+                f"(above {cfg.drift_warn_psi})" for name, psi in drift.items() if psi > cfg.drift_warn_psi]
+    stopping = [f"  {said(name)}: population stability index {psi:.2f} (above {cfg.drift_fail_psi})"
+                for name, psi in drift.items() if name in cfg.drift_stop_on and psi > cfg.drift_fail_psi]
+    if stopping:
         raise DataError(
-            f"Input drift above scoring.drift_fail_psi={cfg.drift_fail_psi}: {failed} (population stability "
-            "index against the training data). Check the input data, or retrain with `make train`."
+            "Tonight's inputs have shifted past scoring.drift_fail_psi for inputs named in scoring.drift_stop_on, "
+            "so no list was written:\n" + "\n".join(stopping) + "\nCheck that the export is complete and "
+            "correct; if the shift is real, retrain with `make train`, or remove the input from drift_stop_on."
         )
-    warnings = [f"{k} drifted: PSI {v:.3f} > {cfg.drift_warn_psi}" for k, v in drift.items() if v > cfg.drift_warn_psi]
     for warning in warnings:
         log.warning("%s", warning)
     return warnings
+
+
+def describe_input(name: str, descriptions: dict[str, str]) -> str:
+    """A drift input in words: the score, or a feature with its one-line description."""
+    if name == "churn_probability":
+        return "churn_probability (the score itself)"
+    return f"{name} ({descriptions.get(name, 'a model input').rstrip('.')})"
 
 
 def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:

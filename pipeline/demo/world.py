@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import TABLES
+from pipeline.demo import check_world_folder, write_marker
 from pipeline.demo.latent import ACQUISITION_CHANNELS, LatentWorld, Traits, WeekGrid, WeekRates
 from pipeline.demo.subscriptions import draw_subscriptions
 from pipeline.demo.timeline import DAY, NO_TIME, WEEK, timestamps
@@ -39,7 +40,7 @@ from pipeline.demo.writing import (
     prefixed_ids,
     time_of_day,
 )
-from pipeline.files import atomic_directory
+from pipeline.files import atomic_directory, output_error
 from pipeline.logs import progress
 
 # ARROW_TYPES lives in writing; re-exported for callers that write contract tables the way the
@@ -98,13 +99,17 @@ EVENT_TABLES = ("transactions", "interactions", "support_tickets", "surveys")
 
 def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = DEFAULT_END_DATE,
                    years: float = 3.0, fmt: Literal["parquet", "csv"] = "parquet",
-                   log: logging.Logger | None = None) -> dict[str, int]:
+                   log: logging.Logger | None = None, replace: bool = False) -> dict[str, int]:
     """Write a synthetic world in the data contract's format into out_dir (one file per
-    table: <table>.parquet or <table>.csv), and its truth into out_dir/truth/. Returns row
-    counts per table. Deterministic for a seed (same seed and args -> byte-identical files).
-    Atomic: build in a temporary sibling directory, then replace out_dir (a rerun replaces
-    the old world; a crash leaves no half-written world). The truth is Parquet in both
-    formats; see `pipeline.demo.truth` for what it holds."""
+    table: <table>.parquet or <table>.csv), its truth into out_dir/truth/, and the marker
+    `.churn-demo-world` that makes it a demo world. Returns row counts per table.
+    Deterministic for a seed (same seed and args -> byte-identical files).
+
+    out_dir may be missing or empty; an earlier demo world there is replaced only with
+    `replace`; a folder holding anything else is refused with OutputError and never touched
+    (see `check_world_folder`). Atomic: built in a staging folder beside out_dir, then
+    swapped in (a crash leaves the old folder, never half a world). The truth is Parquet in
+    both formats; see `pipeline.demo.truth` for what it holds."""
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
     if n_customers < 1:
@@ -114,8 +119,12 @@ def generate_world(out_dir: Path, n_customers: int, seed: int, end_date: date = 
     out_dir = Path(out_dir)
     run = {"seed": seed, "n_customers": n_customers, "end_date": end_date.isoformat(),
            "years": years, "format": fmt}
-    with atomic_directory(out_dir) as build_dir:
-        counts = _World(build_dir, WeekGrid.for_world(end_date, years), fmt, run, log).build()
+    try:
+        with atomic_directory(out_dir, guard=lambda folder: check_world_folder(folder, replace)) as build_dir:
+            counts = _World(build_dir, WeekGrid.for_world(end_date, years), fmt, run, log).build()
+            write_marker(build_dir, run)
+    except OSError as exc:
+        raise output_error(exc, out_dir, "write the demo world to", "--out (data.path, for churn demo)") from exc
     log.info("world of %s customers written to %s in %.1f s",
              f"{n_customers:,}", out_dir, time.perf_counter() - began)
     return counts

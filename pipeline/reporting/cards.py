@@ -1,6 +1,6 @@
 """The report's building blocks: a Card (a chart or table with its definition), the
 matplotlib charts drawn into cards, value formatting and the small HTML pieces (tables,
-cards). Charts are PNGs embedded as data URIs (pipeline.charts), so the page opens offline."""
+cards). Charts are PNGs embedded as data URIs (pipeline.reporting.charts), so the page opens offline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline.charts import data_uri, new_figure
+from pipeline.reporting.charts import data_uri, new_figure
 
 Unit = Literal["count", "percent", "money", "number", "nps", "score"]
 PALETTE = ["#1f5f99", "#e07b39", "#3a9a5b", "#b8403a", "#7d5ba6", "#8c6d31"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from features.feature import KEYS
 from features.population import build_active_spine, build_churn_labels, label_window_complete
 from models import practice_formula
 from pipeline.config import ChurnConfig
@@ -248,7 +249,7 @@ def support_by_period(tables: Tables, periods: list[Period], spine: pd.DataFrame
           ON k.resolved_at >= p.period_start AND k.resolved_at < p.period_end
         GROUP BY p.period_start""")
     at_end = spine[spine["cutoff_date"].isin([pd.Timestamp(p.end) for p in periods])]
-    open_complaints = tables.query_with("kpi_active", at_end[["customer_id", "cutoff_date"]], """
+    open_complaints = tables.query_with("kpi_active", at_end[KEYS], """
         SELECT a.cutoff_date, count(*) AS active,
                count(*) FILTER (WHERE EXISTS (
                    SELECT 1 FROM support_tickets k

@@ -43,9 +43,10 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features.feature import KEYS
 from features.frame import build_features
 from features.model_input import build_training_frame
-from features.population import KEYS, build_active_spine
+from features.population import build_active_spine
 from features.rfm import build_rfm_features
 from pipeline.config import Config
 from pipeline.demo.world import generate_world
@@ -348,7 +349,7 @@ def run_child(name: str, world: Path, folder: Path, customers: int, seed: int, m
     result: dict = {"code": code_version()}  # others may commit while a long run goes on
     if name == "generate":
         clock = Clock()
-        result["rows"] = generate_world(world, customers, seed)
+        result["rows"] = generate_world(world, customers, seed, replace=True)
         clock.into(result)
     elif name in ("duckdb_rfm", "pandas_rfm"):
         if name == "pandas_rfm":

@@ -73,7 +73,7 @@ def in_child(arguments: list[str]) -> dict:
 def run_child(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     if args.child == "generate":
-        rows = generate_world(args.out, args.customers[0], args.seed, fmt=args.format)
+        rows = generate_world(args.out, args.customers[0], args.seed, fmt=args.format, replace=True)
     else:
         rows = args.rows
         plain_write(args.out, rows, np.random.default_rng(args.seed))

@@ -89,11 +89,11 @@ def prepare_worlds(args: argparse.Namespace, folder: Path) -> None:
     world = folder / "world"
     if not world_matches(world, args.customers, args.seed):
         print(f"generating a world of {args.customers:,} customers into {world} ...", flush=True)
-        generate_world(world, args.customers, args.seed)
+        generate_world(world, args.customers, args.seed, replace=True)
     train = args.out / f"train_{args.train_customers}"
     if not (train / "mlflow.db").is_file():
         print(f"training champions on a world of {args.train_customers:,} customers ...", flush=True)
-        generate_world(train / "world", args.train_customers, args.seed + 1)
+        generate_world(train / "world", args.train_customers, args.seed + 1, replace=True)
         cfg = config(args).model_copy(update={"data": Config().data.model_copy(update={
             "path": train / "world", "quarantine_dir": train / "quarantine"})})
         tables = load_tables(train / "world", dt.datetime.now(), None, "parquet")

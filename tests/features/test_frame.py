@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from features import interactions, rfm
+from features.feature import KEYS
 from features.frame import build_features, customer_batches
-from features.population import KEYS, build_active_spine
+from features.population import build_active_spine
 from features.stage_sql import run_stage_query
 from pipeline.config import ChurnConfig, FeaturesConfig
 from pipeline.demo.world import generate_world

@@ -20,6 +20,8 @@ def test_shipped_configs_load(path):
 def test_data_option_overrides_the_data_path():
     cfg = load_config(ROOT / "configs/default.yaml", data_dir=Path("/somewhere/else"))
     assert cfg.data.path == Path("/somewhere/else")
+    relative = load_config(ROOT / "configs/default.yaml", data_dir=Path("here"))
+    assert relative.data.path == Path.cwd() / "here"  # a command-line path is relative to the shell
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,27 @@ def test_missing_and_malformed_files(tmp_path):
 def test_environment_overrides_the_tracking_uri(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert Config().tracking.resolved_uri() == "http://127.0.0.1:5999"
+
+
+def test_relative_paths_belong_to_the_project_not_the_shell(tmp_path, monkeypatch):
+    """Run from another folder, `churn score` used to create an empty mlflow.db there."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(ROOT / "configs/default.yaml")
+    assert cfg.data.path == ROOT / "data/demo"
+    assert cfg.tracking.uri == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert cfg.tracking.artifact_dir == ROOT / "mlartifacts"
+    assert cfg.scoring.output_dir == ROOT / "outputs/at_risk"
+    assert cfg.data.quarantine_dir == ROOT / "outputs/quarantine"
+    assert cfg.model.tuned_params_path == ROOT / "configs/tuned_params.yaml"
+
+
+def test_a_config_outside_a_configs_folder_anchors_at_its_own_folder(tmp_path, monkeypatch):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "churn.yaml").write_text("data: {path: export}\ntracking: {uri: 'sqlite:///store/mlflow.db'}\n"
+                                    "scoring: {output_dir: /srv/lists}\n")
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(own / "churn.yaml")
+    assert cfg.data.path == own / "export"
+    assert cfg.tracking.uri == f"sqlite:///{own / 'store/mlflow.db'}"
+    assert cfg.scoring.output_dir == Path("/srv/lists")  # absolute paths stay as they are

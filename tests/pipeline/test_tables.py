@@ -199,3 +199,51 @@ def test_a_failed_validation_leaves_no_engine_files(tmp_path):
     with pytest.raises(DataError):
         load_tables(folder, RUN_AT, None, work_dir=engine)
     assert list(engine.iterdir()) == []
+
+
+@pytest.mark.parametrize("table, column", [("transactions", "amount"), ("customers", "email")])
+def test_a_column_twice_in_the_header_is_a_contract_error(tmp_path, table, column):
+    world = tiny_world()
+    write_world(tmp_path, world)
+    frame = world[table].copy()
+    frame.insert(len(frame.columns), column, frame[column], allow_duplicates=True)
+    frame.to_csv(tmp_path / f"{table}.csv", index=False)
+    with pytest.raises(DataError, match=rf"{table}\.{column} \[column appears more than once in the header\]"):
+        load_tables(tmp_path, RUN_AT, None)
+
+
+def test_a_repeated_parquet_column_is_a_contract_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_world(tmp_path, tiny_world())
+    transactions = pd.read_csv(tmp_path / "transactions.csv")
+    (tmp_path / "transactions.csv").unlink()
+    arrays = [pa.array(transactions[c].astype(str)) for c in transactions.columns] + [pa.array(transactions["amount"])]
+    pq.write_table(pa.Table.from_arrays(arrays, names=[*transactions.columns, "amount"]), tmp_path / "transactions.parquet")
+    with pytest.raises(DataError, match=r"transactions\.amount \[column appears more than once"):
+        load_tables(tmp_path, RUN_AT, None)
+
+
+def test_a_damaged_parquet_file_is_named_not_a_traceback(tmp_path):
+    """Flipped bytes inside a data page: the engine reads the footer fine and fails only when
+    it decompresses the page ("Snappy decompression failure")."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_world(tmp_path, tiny_world())
+    (tmp_path / "transactions.csv").unlink()
+    n = 20_000
+    table = pa.table({
+        "transaction_id": [f"t{i}" for i in range(n)], "customer_id": ["c1"] * n,
+        "purchased_at": pa.array(np.full(n, 1_740_000_000_000_000, dtype="int64")).cast(pa.timestamp("us")),
+        "amount": np.linspace(1, 100, n),
+    })
+    pq.write_table(table, tmp_path / "transactions.parquet", compression="snappy")
+    damaged = bytearray((tmp_path / "transactions.parquet").read_bytes())
+    for i in range(2000, 2400):
+        damaged[i] ^= 0x5A
+    (tmp_path / "transactions.parquet").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match=r"Table transactions: cannot read .*transactions\.parquet.*damaged"):
+        load_tables(tmp_path, RUN_AT, None)

@@ -1,8 +1,16 @@
-"""The demo-world generator: contract shape, determinism, atomicity, and planted churn."""
+"""The demo-world generator: contract shape, determinism, its folder (marked, guarded, swapped in
+whole), and planted churn."""
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from datetime import date
 from pathlib import Path
 
@@ -10,10 +18,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 import pipeline.demo.world as world_module
+from pipeline.cli import app
 from pipeline.contract import TABLES
+from pipeline.demo import DEMO_MARKER, is_demo_world
 from pipeline.demo.world import DEFAULT_END_DATE, generate_world
+from pipeline.errors import OutputError
+from tests.conftest import tiny_world, write_config, write_world
+
+ROOT = Path(__file__).resolve().parents[3]
 
 END = pd.Timestamp(DEFAULT_END_DATE) + pd.Timedelta(days=1)  # exclusive
 ARROW_KINDS = {"string": pa.types.is_string, "timestamp": pa.types.is_timestamp,
@@ -139,22 +154,145 @@ def test_csv_world_matches_the_parquet_world_and_keeps_tricky_names(tmp_path):
     assert names.str.contains("ü|ö|ß|é").any()
 
 
-def test_a_second_run_replaces_the_world_and_a_crash_keeps_the_old_one(tmp_path, monkeypatch):
+def test_an_earlier_world_is_replaced_only_when_asked_and_a_crash_keeps_it(tmp_path, monkeypatch):
     out = tmp_path / "data"
     generate_world(out, 300, seed=1)
-    (out / "stray.txt").write_text("left over")
-    counts = generate_world(out, 200, seed=2)
-    assert not (out / "stray.txt").exists()
+    first = files_of(out)
+    with pytest.raises(OutputError, match="holds an earlier demo world .seed 1, 300 customers.*--force"):
+        generate_world(out, 200, seed=2)
+    assert files_of(out) == first
+    counts = generate_world(out, 200, seed=2, replace=True)
     assert pq.read_metadata(out / "customers.parquet").num_rows == counts["customers"] == 200
+    assert json.loads((out / DEMO_MARKER).read_text())["seed"] == 2
 
     def crash(self):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(world_module._World, "_subscriptions", crash)
     with pytest.raises(RuntimeError):
-        generate_world(out, 300, seed=3)
+        generate_world(out, 300, seed=3, replace=True)
     assert pq.read_metadata(out / "customers.parquet").num_rows == 200
     assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no half-built sibling left
+
+
+def test_a_generator_killed_midway_leaves_the_earlier_world_whole(tmp_path):
+    """A real SIGKILL while the new world is half written (after the customers, during the
+    subscriptions): the folder still holds the earlier world, byte for byte, and the next
+    run removes the dead run's staging folder."""
+    out = tmp_path / "data"
+    generate_world(out, 300, seed=1)
+    before = files_of(out)
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os, signal, sys
+        import pipeline.demo.world as world
+        world._World._subscriptions = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+        world.generate_world(sys.argv[1], 300, seed=2, replace=True)
+        """), str(out)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert files_of(out) == before
+    assert len(list(tmp_path.glob(".data.staging-*"))) == 1  # the dead run's half world, beside
+    generate_world(out, 200, seed=2, replace=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert json.loads((out / DEMO_MARKER).read_text())["customers"] == 200
+
+
+def test_a_folder_of_the_users_own_tables_is_refused_and_left_byte_identical(tmp_path):
+    """The bug this guards against: `churn demo` with data.path at the user's own export
+    replaced the folder, and the user's customers.csv and transactions.csv were gone."""
+    own = write_world(tmp_path / "export", tiny_world())
+    (own / "truth").mkdir()  # a folder of the user's own called truth/ proves nothing
+    (own / "truth" / "notes.txt").write_text("ours")
+    before = files_of(own)
+    config = write_config(tmp_path, data={"path": str(own)})
+    for args in (["generate", "--out", str(own), "--customers", "50"],
+                 ["generate", "--out", str(own), "--customers", "50", "--force"],
+                 ["demo", "--config", str(config), "--customers", "50"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == OutputError.exit_code == 7, (args, result.output)
+        assert "files the generator did not write (customers.csv," in result.output
+        assert "Traceback" not in result.output
+        assert files_of(own) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "export"]  # no staging left
+
+
+def test_churn_generate_replaces_an_earlier_world_only_with_force(tmp_path):
+    out = str(tmp_path / "data")
+    assert CliRunner().invoke(app, ["generate", "--out", out, "--customers", "50"]).exit_code == 0
+    first = files_of(tmp_path / "data")
+    again = CliRunner().invoke(app, ["generate", "--out", out, "--customers", "60", "--seed", "5"])
+    assert again.exit_code == 7 and "earlier demo world" in again.output and "--force" in again.output
+    assert files_of(tmp_path / "data") == first
+    forced = CliRunner().invoke(app, ["generate", "--out", out, "--customers", "60", "--seed", "5", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((tmp_path / "data" / DEMO_MARKER).read_text())["customers"] == 60
+
+
+def test_churn_demo_replaces_its_own_earlier_world(tmp_path):
+    generate_world(tmp_path / "data", 100, seed=1)
+    result = CliRunner().invoke(app, ["demo", "--config", str(write_config(tmp_path)), "--customers", "200"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "data" / DEMO_MARKER).read_text())["customers"] == 200
+    assert not list(tmp_path.glob(".data.*"))
+
+
+def test_a_world_with_a_file_added_or_replaced_is_refused_even_with_replace(tmp_path):
+    out = tmp_path / "data"
+    generate_world(out, 300, seed=1)
+    (out / "my_notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"did not write \(my_notes.txt\)"):
+        generate_world(out, 300, seed=2, replace=True)
+    (out / "my_notes.txt").unlink()
+    (out / "customers.parquet").write_bytes(b"the user's own export under the generator's name")
+    with pytest.raises(OutputError, match=r"did not write \(customers.parquet\)"):
+        generate_world(out, 300, seed=2, replace=True)
+    assert (out / "customers.parquet").read_bytes().startswith(b"the user's own export")
+
+
+def test_an_empty_or_missing_folder_is_written(tmp_path):
+    (tmp_path / "empty").mkdir()
+    generate_world(tmp_path / "empty", 100, seed=1)
+    generate_world(tmp_path / "missing" / "data", 100, seed=1)
+    assert is_demo_world(tmp_path / "empty") and is_demo_world(tmp_path / "missing" / "data")
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "cli"), "--customers", "50"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / DEMO_MARKER).read_text())["customers"] == 50
+
+
+def test_a_read_only_place_for_the_world_says_so(tmp_path, monkeypatch):
+    """A read-only mount cannot be produced here (the tests run as root and cannot mount), so
+    creating a folder there fails with EROFS at os.mkdir, as the kernel would refuse it."""
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        if Path(path).is_relative_to(tmp_path / "ro"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "ro" / "data"), "--customers", "50"])
+    assert result.exit_code == 7, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert f"Could not write the demo world to {tmp_path / 'ro' / 'data'}: the file system is read-only" in message
+    assert "EROFS" in message and "--out" in message and "Traceback" not in result.output
+
+
+def test_only_the_marker_makes_a_demo_world_not_a_truth_folder(tmp_path):
+    generate_world(tmp_path / "world", 100, seed=1)
+    facts = json.loads((tmp_path / "world" / DEMO_MARKER).read_text())
+    assert is_demo_world(tmp_path / "world")
+    assert {k: facts[k] for k in ("generator", "seed", "customers", "format")} == {
+        "generator": "churn-pipeline demo world", "seed": 1, "customers": 100, "format": "parquet"}
+    assert "truth/customers.parquet" in facts["files"] and "customers.parquet" in facts["files"]
+    own = write_world(tmp_path / "export", tiny_world())
+    (own / "truth").mkdir()
+    assert not is_demo_world(own)  # the user's own truth/: training must not look for an oracle
+    (own / DEMO_MARKER).write_text('{"generator": "someone else", "files": {}}')
+    assert not is_demo_world(own)
+    with pytest.raises(OutputError, match=r"did not write \(.churn-demo-world, customers.csv"):
+        generate_world(own, 100, seed=1, replace=True)
+    (tmp_path / "world" / DEMO_MARKER).unlink()
+    assert not is_demo_world(tmp_path / "world")
 
 
 def test_logs_each_stage(tmp_path, caplog):

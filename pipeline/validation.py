@@ -1,0 +1,232 @@
+"""The data contract's rules, checked in the engine: a repeated or missing column, values
+that do not parse, break a range or an order, or lie in the future; all violations of a
+table found in one scan, rendered as one paragraph; soft-rule rows set aside to the
+quarantine folder. pipeline/tables.py reads the files and runs these checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline.contract import SQL_TYPES, Column, Table
+from pipeline.files import atomic_write_csv
+
+log = logging.getLogger(__name__)
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class Violation:
+    table: str
+    column: str
+    rule: str
+    count: int
+    examples: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        head = f"{self.table}.{self.column} [{self.rule}]: {self.count:,} row(s)"
+        return head + ("; e.g. " + "; ".join(self.examples) if self.examples else "")
+
+
+def repeated_columns(path: Path) -> list[str]:
+    """Column names that the file's header holds more than once (the engine would rename the
+    second `amount` to `amount_1` and read on, and one of them would be silently ignored)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+    else:
+        names = _csv_header(path)
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name.strip()] = counts.get(name.strip(), 0) + 1
+    return sorted(name for name, count in counts.items() if count > 1)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header cells of a CSV file, split by the delimiter the engine detects."""
+    import csv
+
+    try:
+        delimiter = duckdb.execute("SELECT Delimiter FROM sniff_csv($path)", {"path": str(path)}).fetchall()[0][0]
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle, delimiter=delimiter or ","), [])
+    except (duckdb.Error, UnicodeDecodeError, OSError, csv.Error):
+        return []  # unreadable here: reading the file proper reports why
+
+
+def missing_columns(table: Table, path: Path, absent: list[str], present: list[str]) -> Violation:
+    note = f"{path.name} has columns {present}"
+    if len(present) == 1 and any(sep in present[0] for sep in ";,\t|"):
+        note += " (one column holding separators: wrong delimiter?)"
+    return Violation(table.name, ", ".join(absent), "missing column", 0, [note])
+
+
+def _casts_safely(raw_type: str, sql_type: str) -> bool:
+    """True when every value of raw_type converts to sql_type (a Parquet file that already
+    has the contract's types): such columns cannot be unparseable and need no text checks."""
+    if raw_type == sql_type:
+        return True
+    return raw_type in _LOSSLESS.get(sql_type, ()) or (sql_type == "DOUBLE" and raw_type.startswith("DECIMAL"))
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_LOSSLESS = {
+    "BIGINT": _INTEGERS,
+    "DOUBLE": (*_INTEGERS, "FLOAT", "UBIGINT", "HUGEINT"),
+    "TIMESTAMP": ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"),
+}
+
+
+def create_typed(con: duckdb.DuckDBPyConnection, table: Table, raw_types: dict[str, str],
+                  customers_known: bool) -> None:
+    """Store the table with every contract column cast to its type, once. Unparseable values
+    become NULL here and are caught by comparing with the raw text; the soft rule each row
+    breaks, if any, is stored beside it as `quarantine_reason`."""
+    selects = ["source_row"]
+    for col in table.columns:
+        sql_type = SQL_TYPES[col.kind]
+        if col.name not in raw_types:
+            selects.append(f'CAST(NULL AS {sql_type}) AS "{col.name}"')
+        elif raw_types[col.name] == sql_type:
+            selects.append(f'"{col.name}"')
+        else:
+            selects.append(f'TRY_CAST("{col.name}" AS {sql_type}) AS "{col.name}"')
+    if table.allow_extra_columns:
+        contract = set(table.column_names)
+        selects += [f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(set(raw_types) - contract)]
+    typed = f"SELECT {', '.join(selects)} FROM raw_{table.name}"
+    reason = _soft_rule_reasons(table, customers_known)
+    if reason is not None:
+        typed = f"SELECT *, {reason} AS quarantine_reason FROM ({typed})"
+    con.execute(f"CREATE TABLE typed_{table.name} AS {typed}")
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
+    """SQL conditions that flag a broken rule on one row, keyed by rule name. `t` is the
+    typed table; `r`, the raw file, is only needed where the cast could fail."""
+    typed, raw = f't."{col.name}"', f'r."{col.name}"'
+    rules = {}
+    if _casts_safely(raw_type, SQL_TYPES[col.kind]):
+        blank = f"nullif(trim({typed}), '') IS NULL" if col.kind == "string" else f"{typed} IS NULL"
+    else:
+        blank = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
+        rules[f"unparseable {col.kind}"] = f"NOT ({blank}) AND {typed} IS NULL"
+        if col.kind == "integer":
+            as_double = f"TRY_CAST({raw} AS DOUBLE)"
+            rules["not a whole number"] = f"{as_double} IS NOT NULL AND {as_double} <> round({as_double})"
+    if col.required:
+        rules = {"missing value": blank} | rules
+    if col.min_value is not None:
+        rules[f"below minimum {col.min_value:g}"] = f"{typed} < {col.min_value}"
+    if col.max_value is not None:
+        rules[f"above maximum {col.max_value:g}"] = f"{typed} > {col.max_value}"
+    if col.kind == "timestamp":
+        rules["in the future"] = f"{typed} > {now_sql}"
+    return {f"{col.name}|{rule}": cond for rule, cond in rules.items()}
+
+
+def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime) -> list[Violation]:
+    now_sql = "CAST($now AS TIMESTAMP)"
+    conditions: dict[str, str] = {}
+    for col in table.columns:
+        if col.name in raw_types:
+            conditions |= _column_rules(col, raw_types[col.name], now_sql)
+    for rule in table.order_rules:
+        if {rule.earlier, rule.later} <= set(raw_types):
+            conditions[f"{rule.later}|{rule.name}"] = f't."{rule.later}" < t."{rule.earlier}"'
+    needs_raw = any('r."' in cond for cond in conditions.values())
+    # The raw file is joined in only when some rule reads its text (CSV, or a Parquet
+    # column stored with another type than the contract's); typed Parquet is checked in one scan.
+    source = f"typed_{table.name} t" + (f" JOIN raw_{table.name} r USING (source_row)" if needs_raw else "")
+    counts_sql = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions.values())
+    key = table.key
+    if key:
+        counts_sql += f', count(t."{key}") - count(DISTINCT t."{key}")'
+    counts = con.execute(
+        f"SELECT {counts_sql} FROM {source}", _params_used(counts_sql, now=run_started_at)
+    ).fetchall()[0]
+    violations = []
+    for (rule_key, cond), count in zip(conditions.items(), counts, strict=False):
+        if count:
+            column, rule = rule_key.split("|")
+            shown = f'r."{column}"' if needs_raw else f't."{column}"'
+            examples = _examples(con, source, cond, column, shown, run_started_at)
+            violations.append(Violation(table.name, column, rule, count, examples))
+    if key and counts[-1]:
+        dup = con.execute(
+            f'SELECT "{key}", count(*) AS n, list(source_row ORDER BY source_row) AS rows '
+            f'FROM typed_{table.name} GROUP BY 1 HAVING n > 1 ORDER BY min(source_row) LIMIT {MAX_EXAMPLES}'
+        ).fetchall()
+        examples = [f"{key}={k!r} on rows {rows[:5]}" for k, _, rows in dup]
+        violations.append(Violation(table.name, key, "duplicate key", counts[-1], examples))
+    return violations
+
+
+def _examples(con, source: str, cond: str, column: str, shown: str, now: dt.datetime) -> list[str]:
+    rows = con.execute(
+        f"SELECT source_row, CAST({shown} AS VARCHAR) FROM {source} WHERE {cond} "
+        f"ORDER BY source_row LIMIT {MAX_EXAMPLES}",
+        _params_used(cond, now=now),
+    ).fetchall()
+    return [f"row {n}: {column}={value!r}" for n, value in rows]
+
+
+def _params_used(sql: str, **params) -> dict:
+    """DuckDB refuses parameters a statement does not reference."""
+    return {name: value for name, value in params.items() if f"${name}" in sql}
+
+
+def render_violations(violations: list[Violation], data_dir: Path) -> str:
+    lines = [f"Input data in {data_dir} breaks the data contract ({len(violations)} problem(s)); "
+             "nothing was written:"]
+    lines += [f"  - {v.describe()}" for v in violations]
+    lines.append("Fix the rows above in the source files (rows are numbered from 1 after the header) "
+                 "and rerun `churn validate`.")
+    return "\n".join(lines)
+
+
+# --- quarantine ------------------------------------------------------------------------
+
+
+def _soft_rule_reasons(table: Table, customers_known: bool) -> str | None:
+    """A SQL CASE naming the soft rule a row breaks, or None when the table has none."""
+    whens = []
+    if table.references_customers and customers_known:
+        whens.append("WHEN customer_id NOT IN (SELECT customer_id FROM typed_customers) "
+                     "THEN 'customer not in customers'")
+    if table.quarantine_zero:
+        whens.append(f"WHEN {table.quarantine_zero} = 0 THEN '{table.quarantine_zero} is zero'")
+    return f"CASE {' '.join(whens)} END" if whens else None
+
+
+def quarantine_rows(con, files: dict[str, Path], quarantine_dir: Path | None) -> dict[str, int]:
+    """Expose each clean table as a view named after it; write the set-aside rows out."""
+    counts = {}
+    for name in files:
+        stored = con.sql(f"SELECT * FROM typed_{name} LIMIT 0").columns
+        columns = ", ".join(f'"{c}"' for c in stored if c not in ("source_row", "quarantine_reason"))
+        if "quarantine_reason" not in stored:
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name}")
+            continue
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name} WHERE quarantine_reason IS NULL")
+        bad = con.execute(
+            f"SELECT source_row, quarantine_reason, {columns} FROM typed_{name} "
+            "WHERE quarantine_reason IS NOT NULL ORDER BY source_row"
+        ).df()
+        counts[name] = len(bad)
+        if quarantine_dir is not None:
+            target = quarantine_dir / f"{name}.csv"
+            if len(bad):
+                atomic_write_csv(bad, target)
+                log.warning("table %s: %d row(s) set aside into %s", name, len(bad), target)
+            elif target.exists():
+                target.unlink()  # a stale file from an earlier run would mislead
+    return counts
