@@ -231,3 +231,7 @@ FAMILIES: dict[str, ReasonFamily] = {family.name: family for family in [
     ReasonFamily("profile", _profile, "welcome and onboarding journey"),
 ]}
 FAMILY_NAMES = tuple(FAMILIES)
+# The lifetime model's outputs (BG/NBD, Gamma-Gamma) summarise purchase behaviour: they speak
+# for a purchase lapse. A model input the catalogue does not know has no family and no text.
+LIFETIME_FAMILY = "purchase_lapse"
+UNKNOWN_FAMILY = "other"

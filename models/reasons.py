@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.feature import Feature
 from models.lifetime import LIFETIME_FEATURES
-from models.reason_families import FAMILIES
+from models.reason_families import FAMILIES, LIFETIME_FAMILY, UNKNOWN_FAMILY
 
 
 def family_texts(features: pd.DataFrame, families: list[str], population: pd.DataFrame | None = None) -> np.ndarray:
@@ -37,8 +37,9 @@ def family_texts(features: pd.DataFrame, families: list[str], population: pd.Dat
 def family_contributions(contributions: pd.DataFrame, catalog: list[Feature]) -> pd.DataFrame:
     """Sum per-feature contributions into one column per reason family. The lifetime
     model's outputs summarise purchase behaviour, so they count as a purchase lapse."""
-    family_of = {f.name: f.family or "other" for f in catalog} | dict.fromkeys(LIFETIME_FEATURES, "purchase_lapse")
-    families = contributions.columns.map(lambda c: family_of.get(c, "other"))
+    family_of = {f.name: f.family or UNKNOWN_FAMILY for f in catalog}
+    family_of |= dict.fromkeys(LIFETIME_FEATURES, LIFETIME_FAMILY)
+    families = contributions.columns.map(lambda c: family_of.get(c, UNKNOWN_FAMILY))
     return contributions.T.groupby(families.to_numpy()).sum().T
 
 

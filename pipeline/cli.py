@@ -10,7 +10,10 @@ import datetime as dt
 import functools
 import json
 import logging
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -18,9 +21,9 @@ from typing import Annotated
 import typer
 
 from models.errors import ModelDataError
-from pipeline.config import Config, DemoConfig, load_config
-from pipeline.errors import PipelineError
-from pipeline.logs import setup_logging, stage
+from pipeline.config import Config, DemoConfig, load_config, project_folder
+from pipeline.errors import DataError, PipelineError
+from pipeline.logs import mask_credentials, setup_logging, stage
 
 app = typer.Typer(
     help="Predict which customers are about to leave and what they are worth.",
@@ -55,9 +58,39 @@ def handles_errors(command: Callable) -> Callable:
             if debug:
                 raise
             log.error("%s", exc)
-            sys.exit(exc.exit_code)
+            sys.exit(DataError.exit_code if isinstance(exc, ModelDataError) else exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - a bug: one paragraph on the console, the traceback in a file
+            if debug:
+                raise
+            report = write_crash_report(command.__name__, exc, kwargs.get("config"))
+            first_line = (mask_credentials(str(exc)).strip().splitlines() or [""])[0]
+            log.error("`churn %s` failed unexpectedly with %s: %s. This looks like a bug in churn-pipeline rather "
+                      "than a problem with the data or the config; the previous outputs are untouched. The full "
+                      "traceback is in %s (or rerun with --debug to see it here); please report it with that file.",
+                      command.__name__, type(exc).__name__, first_line, report)
+            sys.exit(UNEXPECTED_EXIT_CODE)
 
     return wrapper
+
+
+UNEXPECTED_EXIT_CODE = 1
+
+
+def write_crash_report(command: str, exc: BaseException, config: Path | None) -> Path:
+    """The masked traceback of an unexpected failure, in <project>/outputs/logs/ (the system's
+    temporary folder when that cannot be written); return its path."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = mask_credentials(f"churn {command} failed at {stamp}\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    name = f"churn-{command}-{stamp}-{os.getpid()}.log"
+    for folder in (project_folder(config or DEFAULT_CONFIG) / "outputs" / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+            return folder / name
+        except OSError:
+            continue
+    return Path(name)  # nowhere writable: the name at least says when
 
 
 def _config(config: Path, data: Path | None) -> Config:

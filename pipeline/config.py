@@ -197,6 +197,9 @@ class ActionConfig(Section):
 class ScoringConfig(Section):
     output_dir: Path = Path("outputs/at_risk")
     formats: list[Literal["csv", "parquet", "xlsx"]] = Field(default_factory=lambda: ["csv", "parquet", "xlsx"])
+    # at_risk.xlsx is for people: it holds the first `xlsx_max_rows` customers of the list
+    # (the most value at risk); CSV and Parquet hold every row, for machines and imports.
+    xlsx_max_rows: Annotated[int, Field(ge=1, le=1_048_575)] = 20_000
     # The currency of amounts (CLV, value at risk), shown in summary.html and the workbook.
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     tiers: TierConfig = TierConfig()

@@ -83,15 +83,17 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
     with tracking.tracked_run(cfg.tracking, f"tune-{plans['churn'].validation}", signals=(signal.SIGTERM,)), \
             on_signals(stop.handle, (signal.SIGINT,)):
         try:
-            for name, (direction, objective, label, measure) in STUDIES.items():
-                data = tuning_data(frame, plans[name], label, features, cfg)
-                study = run_study(f"{name}-{plans[name].validation}", direction, objective, data,
-                                  0 if stop.requested else trials, timeout_s, rdb, cfg.model.seed, stop)
-                if any(t.state == State.COMPLETE for t in study.trials):
-                    best[name] = tuned_params(study)
-                    tracking.log_tuning_result(name, best[name], measure, study.best_value)
+            for name, (direction, objective, label, _) in STUDIES.items():
+                if not stop.requested:
+                    run_study(f"{name}-{plans[name].validation}", direction, objective,
+                              tuning_data(frame, plans[name], label, features, cfg), trials, timeout_s, rdb,
+                              cfg.model.seed, stop)
         except Signalled as exc:  # SIGTERM, or a second Ctrl-C: the trial running was failed
             interrupted = exc
+        for name, (_, _, _, measure) in STUDIES.items():  # this session's and earlier sessions' trials
+            if (study := finished_study(f"{name}-{plans[name].validation}", rdb)) is not None:
+                best[name] = tuned_params(study)
+                tracking.log_tuning_result(name, best[name], measure, study.best_value)
         with deferred_signals():
             write_best(best, cfg)
         if interrupted or stop.requested:
@@ -100,6 +102,14 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
                               f"({', '.join(best) or 'none yet'}) are in {cfg.model.tuned_params_path}, and "
                               "`churn tune` resumes the studies.", signum)
     return best
+
+
+def finished_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study | None:
+    """The named study, if it exists and has a complete trial."""
+    if name not in {s.study_name for s in storage.get_all_studies()}:
+        return None
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study if any(t.state == State.COMPLETE for t in study.get_trials(deepcopy=False)) else None
 
 
 def write_best(best: dict[str, dict], cfg: Config) -> None:

@@ -116,7 +116,9 @@ def spreadsheet_safe(at_risk: pd.DataFrame) -> pd.DataFrame:
 
 def write_at_risk_files(at_risk: pd.DataFrame, folder, cfg: ScoringConfig) -> dict[str, str]:
     """Write the list in each configured format into `folder` (the caller's staging folder);
-    return {format: file name}."""
+    return {format: file name}. The workbook holds the first `scoring.xlsx_max_rows` rows
+    (see `rows_written`): a person reads the top of the list, and a spreadsheet of a million
+    rows is slow to write and to open."""
     folder = Path(folder)
     written = {}
     if "csv" in cfg.formats:
@@ -129,9 +131,14 @@ def write_at_risk_files(at_risk: pd.DataFrame, folder, cfg: ScoringConfig) -> di
         at_risk.to_parquet(folder / "at_risk.parquet", index=False)  # raw values: it is for machines
         written["parquet"] = "at_risk.parquet"
     if "xlsx" in cfg.formats:
-        write_workbook(at_risk, folder / "at_risk.xlsx", cfg.currency)
+        write_workbook(at_risk.head(cfg.xlsx_max_rows), folder / "at_risk.xlsx", cfg.currency)
         written["xlsx"] = "at_risk.xlsx"
     return written
+
+
+def rows_written(file_format: str, at_risk: pd.DataFrame, cfg: ScoringConfig) -> int:
+    """How many rows of the list the file of `file_format` holds."""
+    return min(len(at_risk), cfg.xlsx_max_rows) if file_format == "xlsx" else len(at_risk)
 
 
 def write_workbook(at_risk: pd.DataFrame, path: Path, currency: str, rows_per_sheet: int = EXCEL_MAX_ROWS - 1) -> None:

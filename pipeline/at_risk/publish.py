@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.at_risk.listing import AT_RISK_VERSION, write_at_risk_files
+from pipeline.at_risk.listing import AT_RISK_VERSION, rows_written, write_at_risk_files
 from pipeline.at_risk.scores import drift_reference
 from pipeline.at_risk.summary import render_summary
 from pipeline.at_risk.tiers import TIERS
@@ -63,7 +63,8 @@ def publish_at_risk_list(at_risk: pd.DataFrame, scored: pd.DataFrame, manifest: 
             reference = drift_reference(churn_model).get("churn_probability")
             (staging / "summary.html").write_text(render_summary(scored, as_of, manifest, reference), encoding="utf-8")
             manifest["outputs"] = {
-                name: {"rows": len(at_risk), "sha256": file_sha256(staging / name)} for name in written.values()
+                name: {"rows": rows_written(fmt, at_risk, cfg), "sha256": file_sha256(staging / name)}
+                for fmt, name in written.items()
             }
             manifest["run_finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

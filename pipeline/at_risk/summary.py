@@ -151,6 +151,13 @@ def _figure(uri: str, words: str) -> str:
     return f'<figure><img src="{uri}" alt="{said}"><figcaption>{said}</figcaption></figure>'
 
 
+def _tier_counts(counts: dict[str, int]) -> str:
+    """'<b>12</b> high, 30 medium and 958 low risk': every tier of the registry, the highest bold."""
+    said = [f"{counts.get(tier, 0):,} {tier}" for tier in TIERS]
+    said[0] = f"<b>{said[0].split(' ')[0]}</b> {TIERS[0]}"
+    return (", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0]) + " risk"
+
+
 def render_summary(scored: pd.DataFrame, as_of: dt.date, manifest: dict, reference: dict | None) -> str:
     currency = manifest["currency"]
     table = value_at_risk_table(scored)
@@ -178,9 +185,9 @@ table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid
 th:first-child{{text-align:left}}img{{max-width:100%}}figure{{margin:1.5em 0}}
 figcaption{{font-size:90%;color:#555}}</style></head><body>
 <h1>At-risk customers as of {as_of}</h1>
-<p><b>{manifest['customers_scored']:,}</b> active customers scored: <b>{tiers['high']:,}</b> high,
-{tiers['medium']:,} medium and {tiers['low']:,} low risk. Value at risk (churn probability x predicted
-CLV, summed): <b>{money(manifest['total_value_at_risk'], currency)}</b>.</p>
+<p><b>{manifest['customers_scored']:,}</b> active customers scored: {_tier_counts(tiers)}.
+Value at risk (churn probability x predicted CLV, summed):
+<b>{money(manifest['total_value_at_risk'], currency)}</b>.</p>
 <h2>Value at risk by segment and tier ({currency})</h2>
 <table><tr><th>segment</th>{''.join(f'<th>{t}</th>' for t in [*TIERS, 'total'])}</tr>{rows}</table>
 {''.join(figures)}

@@ -187,3 +187,14 @@ def test_a_recent_purchase_of_an_infrequent_buyer_is_never_called_a_lapse():
     rare = customer(days_since_last_purchase=9.0, mean_days_between_purchases=86.0)
     assert FAMILIES["purchase_lapse"].text(rare, POPULATION).tolist() == [
         "buys every 86 days on average (typical customer: every 30)"]
+
+
+def test_the_lifetime_models_outputs_speak_for_a_purchase_lapse():
+    from models.lifetime import LIFETIME_FEATURES
+    from models.reason_families import LIFETIME_FAMILY, UNKNOWN_FAMILY
+
+    assert LIFETIME_FAMILY in FAMILIES and UNKNOWN_FAMILY not in FAMILIES
+    contributions = pd.DataFrame({name: [0.1] for name in LIFETIME_FEATURES} | {"no_such_feature": [0.5]})
+    by_family = family_contributions(contributions, feature_catalog(FeaturesConfig()))
+    assert by_family.loc[0, LIFETIME_FAMILY] == pytest.approx(0.1 * len(LIFETIME_FEATURES))
+    assert by_family.loc[0, UNKNOWN_FAMILY] == pytest.approx(0.5)

@@ -4,7 +4,7 @@ process killed mid-trial, and a real `churn tune` interrupted with Ctrl-C (SIGIN
 - a resumed study continues its sampler instead of replaying its first suggestions;
 - a trial left RUNNING by a killed process is failed when the study resumes;
 - Ctrl-C finishes the current trial, writes the best parameters so far, ends the MLflow run
-  KILLED and exits 130 with one line, no traceback."""
+  KILLED and exits 130 with one line, no traceback; SIGTERM stops at once, the same way."""
 
 from __future__ import annotations
 
@@ -85,7 +85,6 @@ def world(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tune")
     generate_world(folder / "data", n_customers=600, seed=3)
-    write_config(folder)
     return folder
 
 
@@ -102,29 +101,55 @@ def completed_churn_trials(db: Path) -> int:
         return 0
 
 
-def test_ctrl_c_stops_after_the_trial_writes_the_best_so_far_and_ends_cleanly(world):
-    db, tuned = world / "optuna.db", world / "tuned.yaml"
+def tune_until(folder: Path, data: Path, trials_done: int, signum: int) -> tuple[int, str]:
+    """`churn tune` in a real process, sent `signum` once `trials_done` churn trials are complete."""
+    config = write_config(folder, data={"path": str(data)})
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PYTHONPATH": str(ROOT)}
-    with (world / "tune.log").open("w") as log:
+    with (folder / "tune.log").open("w") as log:
         child = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "tune", "--trials", "500", "--storage",
-                                  f"sqlite:///{db}", "--config", str(world / "config.yaml")], cwd=ROOT, env=env,
+                                  f"sqlite:///{folder / 'optuna.db'}", "--config", str(config)], cwd=ROOT, env=env,
                                  stdout=log, stderr=log)
         deadline = time.monotonic() + 240
-        while completed_churn_trials(db) < 2 and child.poll() is None and time.monotonic() < deadline:
+        while completed_churn_trials(folder / "optuna.db") < trials_done and child.poll() is None \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         child.wait(timeout=180)
-    err = (world / "tune.log").read_text()
-    assert child.returncode == 130, err
-    assert "Traceback" not in err
-    assert "Tuning stopped by SIGINT; the best parameters so far (churn)" in err.strip().splitlines()[-1]
-    [study] = [s for s in optuna.get_all_study_summaries(f"sqlite:///{db}") if s.study_name.startswith("churn-")]
-    churn = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{db}")
-    states = {t.state for t in churn.trials}
-    assert len(churn.trials) < 500 and states <= {State.COMPLETE, State.PRUNED}  # the last trial finished
-    written = yaml.safe_load(tuned.read_text())
-    assert written["churn"]["learning_rate"] == churn.best_params["learning_rate"]
-    store = f"sqlite:///{world / 'mlflow.db'}"
+    return child.returncode, (folder / "tune.log").read_text()
+
+
+def churn_study(folder: Path) -> optuna.Study:
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    [name] = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith("churn-")]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def tuning_run(folder: Path):
+    store = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     [run] = client.search_runs([client.get_experiment_by_name("churn-pipeline").experiment_id])
+    return run
+
+
+def test_ctrl_c_stops_after_the_trial_writes_the_best_so_far_and_ends_cleanly(world, tmp_path):
+    code, err = tune_until(tmp_path, world / "data", 2, signal.SIGINT)
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert "Tuning stopped by SIGINT; the best parameters so far (churn)" in err.strip().splitlines()[-1]
+    churn = churn_study(tmp_path)
+    assert len(churn.trials) < 500 and {t.state for t in churn.trials} <= {State.COMPLETE, State.PRUNED}
+    written = yaml.safe_load((tmp_path / "tuned.yaml").read_text())
+    assert written["churn"]["learning_rate"] == churn.best_params["learning_rate"]
+    run = tuning_run(tmp_path)
     assert run.info.status == "KILLED" and run.data.params["churn_learning_rate"]
+
+
+def test_sigterm_stops_the_trial_at_once_and_still_keeps_the_best_so_far(world, tmp_path):
+    code, err = tune_until(tmp_path, world / "data", 2, signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err and "Tuning stopped by SIGTERM" in err.strip().splitlines()[-1]
+    churn = churn_study(tmp_path)
+    assert State.RUNNING not in {t.state for t in churn.trials}  # the trial it stopped is FAIL (or had finished)
+    written = yaml.safe_load((tmp_path / "tuned.yaml").read_text())
+    assert written["churn"]["learning_rate"] == churn.best_params["learning_rate"]
+    assert tuning_run(tmp_path).info.status == "KILLED"

@@ -239,3 +239,15 @@ def test_libreoffice_opens_the_workbook_with_names_intact_typed_cells_and_no_for
     cells = [cell for row in resaved.active.iter_rows() for cell in row]
     assert not [cell.value for cell in cells if cell.data_type == "f"]
     assert {cell.value for cell in cells} >= set(NAMES) | {FORMULAS[0]}
+
+
+def test_the_workbook_holds_the_top_of_the_list_and_the_csv_all_of_it(tmp_path):
+    from openpyxl import load_workbook
+
+    listed = at_risk_list()
+    cfg = ScoringConfig(formats=["csv", "xlsx"], xlsx_max_rows=2)
+    write_at_risk_files(listed, tmp_path, cfg)
+    sheet = load_workbook(tmp_path / "at_risk.xlsx").active
+    assert sheet.max_row == 1 + 2  # the header and the first two customers
+    assert [row[0].value for row in sheet.iter_rows(min_row=2)] == listed["customer_id"].head(2).tolist()
+    assert len(pd.read_csv(tmp_path / "at_risk.csv")) == len(listed) > 2

@@ -92,7 +92,9 @@ def test_the_page_says_amounts_with_their_currency_and_reasons_in_plain_words():
     frame = scored()
     page = Page(render_summary(frame, AS_OF, manifest(frame), REFERENCE))
     text = "".join(page.text)
-    assert "Value at risk (churn probability x predicted\nCLV, summed): 1,882 CHF" in text
+    words = " ".join(text.split())
+    assert "Value at risk (churn probability x predicted CLV, summed): 1,882 CHF" in words
+    assert "7 active customers scored: 4 high, 1 medium and 2 low risk" in words  # every tier of the registry
     assert "Value at risk by segment and tier (CHF)" in page.headings
     assert page.cells and all(cell.endswith(" CHF") for cell in page.cells)
     assert "1,750 CHF" in page.cells  # loyal: 1,500 + 250.5

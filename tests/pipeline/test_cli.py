@@ -1,0 +1,50 @@
+"""The front door: an unexpected failure ends in one paragraph naming a crash report, never a
+bare traceback on the console of a nightly job; --debug shows the traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import tiny_world, write_config, write_world
+
+ROOT = Path(__file__).resolve().parents[2]
+# A bug planted in a subprocess: the features command calls features_at, made to raise.
+PLANTED = """
+import sys
+import features.model_input as model_input
+def broken(*args, **kwargs):
+    raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")
+model_input.features_at = broken
+from pipeline.cli import app
+sys.argv = ["churn", *sys.argv[1:]]
+app()
+"""
+
+
+def run_churn(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PLANTED, *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_an_unexpected_failure_is_one_paragraph_with_a_crash_report(tmp_path):
+    write_world(tmp_path / "data", tiny_world())
+    config = write_config(tmp_path)
+    done = run_churn("features", "--config", str(config), "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert "`churn features` failed unexpectedly with ZeroDivisionError: planted bug" in last
+    assert "s3cret-word" not in done.stderr  # a credential in an exception message is masked too
+    report = Path(last.split("The full traceback is in ")[1].split(" (or rerun")[0])
+    assert report.parent == tmp_path / "outputs" / "logs"  # beside the project of the config
+    text = report.read_text(encoding="utf-8")
+    assert "Traceback" in text and "ZeroDivisionError" in text and "s3cret-word" not in text
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    write_world(tmp_path / "data", tiny_world())
+    config = write_config(tmp_path)
+    done = run_churn("features", "--config", str(config), "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"),
+                     "--debug")
+    assert done.returncode != 0 and "Traceback" in done.stderr and "ZeroDivisionError" in done.stderr
