@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import signal
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -105,15 +106,35 @@ class Interrupted(PipelineError):
 
 class Signalled(KeyboardInterrupt):
     """What a signal raises within `on_signals(raise_signalled)`: a KeyboardInterrupt, as Ctrl-C's,
-    so that no `except Exception` swallows it; the run it stops reports it as Interrupted."""
+    so that no `except Exception` swallows it; the run it stops reports it as Interrupted. Raised
+    where Python only prints an exception (a garbage collector callback), it is kept pending
+    and `check_signals` raises it again; whoever handles it calls `signal_handled`."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"Stopped by {signal.Signals(signum).name}.")
         self.signum = signum
 
 
+_pending: list[int] = []
+
+
 def raise_signalled(signum: int, frame=None) -> None:
+    _pending.append(signum)
     raise Signalled(signum)
+
+
+def check_signals() -> None:
+    if _pending:
+        raise Signalled(_pending[-1])
+
+
+def signal_handled() -> None:
+    _pending.clear()
+
+
+def _unraisable(unraisable) -> None:
+    if not isinstance(unraisable.exc_value, Signalled):  # pending: check_signals raises it again
+        sys.__unraisablehook__(unraisable)
 
 
 @contextmanager
@@ -123,9 +144,11 @@ def on_signals(handler, signals=(signal.SIGINT, signal.SIGTERM)) -> Iterator[Non
         yield
         return
     previous = {s: signal.signal(s, handler) for s in signals}
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for s, h in previous.items():
             signal.signal(s, h)
 

@@ -43,7 +43,6 @@ CHAMPION = "champion"
 PAIR_TAG = "churn.champion_pair"  # on the churn registered model: the pair a promotion sets
 # What a logged model needs to run: the project itself provides the model classes.
 PIP_REQUIREMENTS = ["churn-pipeline", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow"]
-MLFLOW_SQLITE_WAIT_S = 20  # how long MLflow's own SQLite sessions wait for a lock (its busy_timeout)
 adopt_loggers("mlflow", "alembic", "sqlalchemy.engine", "huey")
 # MLflow logs a failed SQL statement with its traceback before raising; `guarded` words it.
 logging.getLogger("mlflow.store.db.utils").addFilter(lambda r: "SQLAlchemy database error" not in r.getMessage())
@@ -104,7 +103,7 @@ def store_failure(exc: BaseException, cfg: TrackingConfig) -> TrackingError | No
         server = re.sub(r"^([^:/]+://)[^/]*@", r"\1", uri).rstrip("/")  # without its credentials
         return TrackingError.unreachable(server, reason, cfg.timeout_seconds) if reason else None
     if path is not None and re.search(r"database is (locked|busy)", text):
-        return TrackingError.busy(path, MLFLOW_SQLITE_WAIT_S)
+        return TrackingError.busy(path, 20)  # MLflow's own SQLite sessions wait 20 s (their busy_timeout)
     if path is not None and re.search(r"malformed|not a database|disk I/O error|file is encrypted", text):
         return TrackingError.corrupt(path, text)
     return None
@@ -145,8 +144,7 @@ def git_commit() -> str:
 # --- runs that always end ---------------------------------------------------------------
 
 
-def owner() -> dict[str, str]:
-    """Who runs this: tagged on runs and trials, so that the next run can tell a dead one."""
+def owner() -> dict[str, str]:  # tagged on runs and trials, so that the next run can tell a dead one
     return {"churn.host": socket.gethostname(), "churn.pid": str(os.getpid())}
 
 
@@ -189,7 +187,9 @@ def tracked_run(cfg: TrackingConfig, run_name: str, signals=(signal.SIGINT, sign
         try:
             with errors.on_signals(errors.raise_signalled, signals):
                 yield client, run
+                errors.check_signals()  # one that landed where Python could only print it
         except (Interrupted, KeyboardInterrupt) as exc:
+            errors.signal_handled()
             signum = getattr(exc, "signum", signal.SIGINT)
             _end_run("KILLED", failing=True)
             raise Interrupted(f"{str(exc) or 'Stopped by SIGINT.'} The MLflow run {run.info.run_id} is marked "
@@ -371,6 +371,7 @@ def decide_promotion(client: MlflowClient, cfg: Config, trained: TrainedModels, 
                      mode: str) -> dict:
     """Both models of the run become champions together, or neither: `force` always, `never`
     never, `auto` when each passes `promotion_verdict` against its champion (or has none)."""
+    errors.check_signals()  # a signal Python could only print stops the run before it promotes
     decision: dict = {"mode": mode, "versions": versions}
     if mode != "auto":
         decision["promoted"], decision["why"] = mode == "force", f"--promote {mode}"

@@ -23,7 +23,16 @@ from models.lifetime import LIFETIME_FEATURES
 from models.tuning import TuningData, churn_objective, clv_objective, tuned_params
 from pipeline import tracking
 from pipeline.config import Config, load_tuned_params
-from pipeline.errors import Interrupted, Signalled, TrackingError, deferred_signals, on_signals, raise_signalled
+from pipeline.errors import (
+    Interrupted,
+    Signalled,
+    TrackingError,
+    check_signals,
+    deferred_signals,
+    on_signals,
+    raise_signalled,
+    signal_handled,
+)
 from pipeline.files import atomic_write_text
 from pipeline.logs import adopt_loggers, stage
 from pipeline.tables import Tables
@@ -55,11 +64,12 @@ class StopAfterTrial:
 
     def handle(self, signum: int, frame) -> None:
         if self.requested:
-            raise Signalled(signum)
+            raise_signalled(signum)
         self.requested = True
         log.warning("Ctrl-C: stopping after the current trial (press Ctrl-C again to stop at once)")
 
     def after_trial(self, study: optuna.Study, trial) -> None:
+        check_signals()  # SIGTERM or a second Ctrl-C that landed where Python could only print it
         if self.requested:
             study.stop()
 
@@ -75,6 +85,7 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
             frame = build_training_frame(tables, cfg, sorted({c for p in plans.values() for c in p.training}))
             info["rows"] = len(frame)
     except Signalled as exc:
+        signal_handled()
         raise Interrupted(f"{exc} Nothing was tuned.", exc.signum) from None
     features = [f.name for f in feature_catalog(cfg.features) if f.name in frame]
     best: dict[str, dict] = {}
@@ -90,6 +101,7 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
                               cfg.model.seed, stop)
         except Signalled as exc:  # SIGTERM, or a second Ctrl-C: the trial running was failed
             interrupted = exc
+            signal_handled()
         for name, (_, _, _, measure) in STUDIES.items():  # this session's and earlier sessions' trials
             if (study := finished_study(f"{name}-{plans[name].validation}", rdb)) is not None:
                 best[name] = tuned_params(study)
