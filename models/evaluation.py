@@ -1,7 +1,7 @@
 """Fit a model on the training cutoffs and judge it, beside its baselines, on the held-out
 validation cutoff: the numbers and pictures a training run logs.
 
-Pure functions of frames: no disk, no MLflow (pipeline/tracking.py logs what they return)."""
+Pure functions of frames: no disk, no MLflow (pipeline/tracking/ logs what they return)."""
 
 from __future__ import annotations
 

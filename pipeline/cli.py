@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -22,7 +23,7 @@ import typer
 
 from models.errors import ModelDataError
 from pipeline.config import Config, DemoConfig, load_config, project_folder
-from pipeline.errors import DataError, PipelineError
+from pipeline.errors import DataError, Interrupted, PipelineError
 from pipeline.logs import mask_credentials, setup_logging, stage
 
 app = typer.Typer(
@@ -59,6 +60,14 @@ def handles_errors(command: Callable) -> Callable:
                 raise
             log.error("%s", exc)
             sys.exit(DataError.exit_code if isinstance(exc, ModelDataError) else exc.exit_code)
+        except KeyboardInterrupt as exc:  # a signal outside a step that handles it: stop, in one line
+            if debug:
+                raise
+            stopped = Interrupted(f"`churn {command.__name__}` was stopped before it finished; nothing it had not "
+                                  "published yet was written, and earlier outputs are as they were.",
+                                  getattr(exc, "signum", signal.SIGINT))
+            log.error("%s", stopped)
+            sys.exit(stopped.exit_code)
         except Exception as exc:  # noqa: BLE001 - a bug: one paragraph on the console, the traceback in a file
             if debug:
                 raise

@@ -48,3 +48,15 @@ def test_debug_shows_the_traceback(tmp_path):
     done = run_churn("features", "--config", str(config), "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"),
                      "--debug")
     assert done.returncode != 0 and "Traceback" in done.stderr and "ZeroDivisionError" in done.stderr
+
+
+def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C during a step that has no handler of its own (here: building features)."""
+    interrupted = PLANTED.replace('raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")',
+                                  "raise KeyboardInterrupt")
+    write_world(tmp_path / "data", tiny_world())
+    config = write_config(tmp_path)
+    done = subprocess.run([sys.executable, "-c", interrupted, "features", "--config", str(config), "--as-of",
+                           "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 130 and "Traceback" not in done.stderr
+    assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]

@@ -146,7 +146,7 @@ def test_every_log_record_is_masked_message_arguments_and_traceback(project_logg
     try:
         raise RuntimeError(f"API request to {TEAM_URI}/api failed")
     except RuntimeError:
-        logging.getLogger("pipeline.tracking").exception("store %s failed", TEAM_URI)
+        logging.getLogger("pipeline.tracking.store").exception("store %s failed", TEAM_URI)
     logging.getLogger("pipeline").warning(f"direct {TEAM_URI}")
     logging.getLogger("mlflow.utils").warning("MLflow's own logger: %s", TEAM_URI)  # routed through ours
     err = capsys.readouterr().err
@@ -464,3 +464,21 @@ def test_one_model_failing_keeps_both_champions(world, tmp_path):
     decision = tracking.decide_promotion(client, cfg, trained, {"churn": "9", "clv": "9"}, "auto")
     assert decision["clv"]["passed"] and decision["clv"]["why"] == "no champion yet"
     assert not decision["churn"]["passed"] and decision["promoted"] is False
+
+
+def test_a_champion_pickled_before_the_tracking_package_still_loads():
+    """Models registered up to 187b939 pickled their wrapper as models.packaging.PyfuncModel."""
+    import pickle
+
+    from pipeline.tracking.registry import PyfuncModel
+
+    wrapped = PyfuncModel({"fitted": "model"})
+    moved = PyfuncModel.__module__
+    try:
+        PyfuncModel.__module__ = "models.packaging"  # pickle as the old code did
+        old_bytes = pickle.dumps(wrapped)
+    finally:
+        PyfuncModel.__module__ = moved
+    assert b"models.packaging" in old_bytes
+    loaded = pickle.loads(old_bytes)
+    assert isinstance(loaded, PyfuncModel) and loaded.model == {"fitted": "model"}
