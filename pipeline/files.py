@@ -38,6 +38,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 _LEFTOVER = re.compile(r"(?P<kind>staging|old)-(?P<pid>\d+)(?:-.*)?")
+# Before staging folders carried their writer's pid they were `.<name>.<8 random characters>`
+# (tempfile's). Their writer cannot be asked, so one is removed once a day old: no publish
+# takes that long, and the run lock keeps a second run of this version out meanwhile.
+_UNOWNED_STAGING = re.compile(r"[a-z0-9_]{8}")
+UNOWNED_STAGING_AGE_S = 24 * 3600
 
 
 @contextmanager
@@ -166,7 +172,12 @@ def recover_leftovers(target: Path) -> None:
     olds, others = [], []
     for entry in target.parent.iterdir():
         match = _LEFTOVER.fullmatch(entry.name[len(prefix):]) if entry.name.startswith(prefix) else None
-        if match is None or not _writer_gone(int(match["pid"])):
+        if match is None:
+            if entry.name.startswith(prefix) and _UNOWNED_STAGING.fullmatch(entry.name[len(prefix):]) and (
+                    time.time() - entry.lstat().st_mtime > UNOWNED_STAGING_AGE_S):
+                others.append(entry)
+            continue
+        if not _writer_gone(int(match["pid"])):
             continue
         (olds if match["kind"] == "old" and entry.is_dir() and not entry.is_symlink() else others).append(entry)
     if olds and not os.path.lexists(target):

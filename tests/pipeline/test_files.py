@@ -249,3 +249,18 @@ def test_a_folder_that_cannot_hold_the_lock_says_so(tmp_path):
     with pytest.raises(OutputError, match="is a file where a folder belongs") as refused, run_lock(output_dir):
         pass
     assert "scoring.output_dir" in str(refused.value) and output_dir.read_text() == "not a folder"
+
+
+def test_staging_left_by_the_earlier_code_is_removed_once_a_day_old(tmp_path):
+    """Staging folders of the code before pid-named staging were `.<date>.<8 random characters>`."""
+    target = tmp_path / "2026-01-01"
+    write_list(target, OLD)
+    stale, fresh = tmp_path / ".2026-01-01.k3j_9x2a", tmp_path / ".2026-01-01.q0w9e8r7"
+    write_list(stale, NEW)
+    write_list(fresh, NEW)
+    day_and_a_bit = files.UNOWNED_STAGING_AGE_S + 60
+    os.utime(stale, (os.stat(stale).st_atime - day_and_a_bit, os.stat(stale).st_mtime - day_and_a_bit))
+    with atomic_directory(target) as staging:
+        write_list(staging, THIRD)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".2026-01-01.q0w9e8r7", "2026-01-01"]
+    assert read_list(target) == THIRD
