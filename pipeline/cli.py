@@ -60,6 +60,8 @@ def handles_errors(command: Callable) -> Callable:
                 raise
             log.error("%s", exc)
             sys.exit(DataError.exit_code if isinstance(exc, ModelDataError) else exc.exit_code)
+        except (typer.BadParameter, typer.Exit, typer.Abort, *COMMAND_LINE_ERRORS):
+            raise  # a mistyped option or value: the command line's own usage error (exit 2)
         except KeyboardInterrupt as exc:  # a signal outside a step that handles it: stop, in one line
             if debug:
                 raise
@@ -83,6 +85,8 @@ def handles_errors(command: Callable) -> Callable:
 
 
 UNEXPECTED_EXIT_CODE = 1
+# The command line's own errors (typer carries its own copy of click): usage errors, exit 2.
+COMMAND_LINE_ERRORS = tuple(cls for cls in type(typer.BadParameter("")).__mro__ if cls.__name__ == "ClickException")
 
 
 def write_crash_report(command: str, exc: BaseException, config: Path | None) -> Path:
@@ -237,8 +241,9 @@ def score(
     # A dry run writes nothing, so it neither needs the lock nor creates the output folder.
     with nullcontext() if dry_run else run_lock(cfg.scoring.output_dir):
         manifest = run_scoring(_tables(cfg), cfg, date, dry_run=dry_run)
-    log.info("scored %d customers: %s; value at risk %.2f", manifest["customers_scored"],
-             manifest["customers_per_tier"], manifest["total_value_at_risk"])
+    tiers = ", ".join(f"{count:,} {tier}" for tier, count in manifest["customers_per_tier"].items())
+    log.info("scored %s customers (%s); value at risk %s %s", f"{manifest['customers_scored']:,}", tiers,
+             f"{manifest['total_value_at_risk']:,.2f}", manifest["currency"])
 
 
 @app.command()

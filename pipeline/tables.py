@@ -197,19 +197,10 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
                                         0, [f"{path.name} would silently keep one of them: rename or remove the "
                                             "duplicate and export again"]))
             continue
-        _open_raw(con, table, path)
-        raw_types = _raw_types(con, name)
-        absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
-        if absent:
-            violations.append(missing_columns(table, path, absent, list(raw_types)))
-            continue
-        create_typed(con, table, raw_types, "customers" in typed)
-        typed.add(name)
-        row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
-        if row_counts[name] == 0 and table.required:
-            violations.append(Violation(name, "*", "empty table", 0, [f"{path} has no data rows"]))
-            continue
-        violations += check_rules(con, table, raw_types, run_started_at)
+        try:
+            violations += _check_table(con, table, path, typed, row_counts, run_started_at)
+        except duckdb.Error as exc:
+            raise _unreadable(exc, table, path) from exc
     if violations:
         raise DataError(render_violations(violations, data_dir))
     quarantined = quarantine_rows(con, files, quarantine_dir)
@@ -217,6 +208,33 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
     return Tables(con, files, row_counts, quarantined, scratch)
+
+
+def _check_table(con, table: Table, path: Path, typed: set[str], row_counts: dict[str, int],
+                 run_started_at: dt.datetime) -> list[Violation]:
+    """Open one table's file, type it and check the contract's rules on it."""
+    name = table.name
+    _open_raw(con, table, path)
+    raw_types = _raw_types(con, name)
+    absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
+    if absent:
+        return [missing_columns(table, path, absent, list(raw_types))]
+    create_typed(con, table, raw_types, "customers" in typed)
+    typed.add(name)
+    row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
+    if row_counts[name] == 0 and table.required:
+        return [Violation(name, "*", "empty table", 0, [f"{path} has no data rows"])]
+    return check_rules(con, table, raw_types, run_started_at)
+
+
+def _unreadable(exc: duckdb.Error, table: Table, path: Path) -> Exception:
+    """A read that failed part-way through one file: a damaged file, named. A full disk or the
+    engine's memory budget are not the file's fault and go on to the caller."""
+    if isinstance(exc, duckdb.OutOfMemoryException) or "No space left on device" in str(exc):
+        return exc
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return DataError(f"Table {table.name}: cannot read {path}: {first_line}. The file is damaged or truncated "
+                     "(a Parquet file is checked page by page only as it is read); export it again.")
 
 
 def open_engine(memory_limit_gb: float = DEFAULT_MEMORY_GB,

@@ -28,7 +28,7 @@ class Violation:
     examples: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        head = f"{self.table}.{self.column} [{self.rule}]: {self.count:,} row(s)"
+        head = f"{self.table}.{self.column} [{self.rule}]" + (f": {self.count:,} row(s)" if self.count else "")
         return head + ("; e.g. " + "; ".join(self.examples) if self.examples else "")
 
 
@@ -36,15 +36,21 @@ def repeated_columns(path: Path) -> list[str]:
     """Column names that the file's header holds more than once (the engine would rename the
     second `amount` to `amount_1` and read on, and one of them would be silently ignored)."""
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        names = pq.ParquetFile(path).schema_arrow.names
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except (pa.ArrowException, OSError):
+            return []  # not a readable Parquet file: reading it proper says so, naming the file
     else:
         names = _csv_header(path)
-    counts: dict[str, int] = {}
+    # The engine matches names regardless of case and surrounding blanks: `amount` and
+    # ` AMOUNT` are the same column to it, and the second would become `AMOUNT_1`.
+    seen: dict[str, list[str]] = {}
     for name in names:
-        counts[name.strip()] = counts.get(name.strip(), 0) + 1
-    return sorted(name for name, count in counts.items() if count > 1)
+        seen.setdefault(name.strip().lower(), []).append(name.strip())
+    return sorted(" / ".join(dict.fromkeys(spellings)) for spellings in seen.values() if len(spellings) > 1)
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -54,7 +60,7 @@ def _csv_header(path: Path) -> list[str]:
     try:
         delimiter = duckdb.execute("SELECT Delimiter FROM sniff_csv($path)", {"path": str(path)}).fetchall()[0][0]
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            return next(csv.reader(handle, delimiter=delimiter or ","), [])
+            return next(csv.reader(handle, delimiter=delimiter or ",", skipinitialspace=True), [])
     except (duckdb.Error, UnicodeDecodeError, OSError, csv.Error):
         return []  # unreadable here: reading the file proper reports why
 

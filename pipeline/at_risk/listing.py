@@ -234,19 +234,16 @@ def _column_cells(column: pd.Series, name: str, currency: str):
         if name in MONEY_COLUMNS:
             return styled(_money_format(currency))
         return lambda ws, row: values[row]
-    from openpyxl.cell.cell import ERROR_CODES
-
     values = _clean_text(column)
-    risky = set(np.flatnonzero(formula_like(column).to_numpy()).tolist())
+    # judged on the text as written: a control character the workbook drops must not hide a formula
+    risky = set(np.flatnonzero(formula_like(pd.Series(values, dtype=object)).to_numpy()).tolist())
     as_id = name in ID_COLUMNS
-    # Plain strings are text already; these would be read as formulas or error values.
-    explicit = risky | {row for row, value in enumerate(values) if value in ERROR_CODES}
 
     def text(ws, row):
         value = values[row]
-        if value is None or not (as_id or row in explicit):
+        if value is None:
             return value
-        made = _text_cell(ws, value)
+        made = _text_cell(ws, value)  # always a text cell: openpyxl would read '=...' as a formula
         if row in risky:
             made.quotePrefix = True
         if as_id:

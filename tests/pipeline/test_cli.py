@@ -60,3 +60,18 @@ def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path):
                            "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 130 and "Traceback" not in done.stderr
     assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_mistyped_value_is_a_usage_error_not_a_crash(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    write_world(tmp_path / "data", tiny_world())
+    config = str(write_config(tmp_path))
+    for args in (["score", "--as-of", "2026-13-01"], ["train", "--promote", "foo"], ["features"],
+                 ["generate", "--format", "xml", "--out", str(tmp_path / "w")]):
+        done = CliRunner().invoke(app, [*args, "--config", config] if args[0] != "generate" else args)
+        assert done.exit_code == 2, (args, done.output)
+        assert "failed unexpectedly" not in done.output
+    assert not (tmp_path / "outputs" / "logs").exists()

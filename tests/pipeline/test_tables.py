@@ -247,3 +247,46 @@ def test_a_damaged_parquet_file_is_named_not_a_traceback(tmp_path):
     (tmp_path / "transactions.parquet").write_bytes(bytes(damaged))
     with pytest.raises(DataError, match=r"Table transactions: cannot read .*transactions\.parquet.*damaged"):
         load_tables(tmp_path, RUN_AT, None)
+
+
+@pytest.mark.parametrize("extra", ["AMOUNT", " amount"])
+def test_a_repeated_column_in_another_case_or_with_blanks_is_caught(tmp_path, extra):
+    """The engine matches names regardless of case and blanks: it would read AMOUNT_1."""
+    world = tiny_world()
+    write_world(tmp_path, world)
+    frame = world["transactions"].copy()
+    frame[extra] = frame["amount"]
+    frame.to_csv(tmp_path / "transactions.csv", index=False)
+    with pytest.raises(DataError, match=r"transactions\.amount / AMOUNT|transactions\.amount \[column appears"):
+        load_tables(tmp_path, RUN_AT, None)
+
+
+def test_a_truncated_parquet_file_is_named(tmp_path):
+    write_world(tmp_path, tiny_world())
+    customers = pd.read_csv(tmp_path / "customers.csv")
+    (tmp_path / "customers.csv").unlink()
+    customers.astype(str).to_parquet(tmp_path / "customers.parquet")
+    whole = (tmp_path / "customers.parquet").read_bytes()
+    (tmp_path / "customers.parquet").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"Table customers: cannot read .*customers\.parquet"):
+        load_tables(tmp_path, RUN_AT, None)
+
+
+def test_a_damaged_page_the_engine_does_not_name_is_still_pinned_to_its_file(tmp_path, monkeypatch):
+    """Some damage surfaces as an engine error without the file's name in it ("don't know what
+    type"); the table being read is then the one named."""
+    import duckdb
+
+    import pipeline.tables as tables_module
+
+    write_world(tmp_path, tiny_world())
+    real = tables_module.check_rules
+
+    def failing(con, table, *args, **kwargs):
+        if table.name == "surveys":
+            raise duckdb.InvalidInputException("don't know what type: ")
+        return real(con, table, *args, **kwargs)
+
+    monkeypatch.setattr(tables_module, "check_rules", failing)
+    with pytest.raises(DataError, match=r"Table surveys: cannot read .*surveys\.csv: .*don't know what type"):
+        load_tables(tmp_path, RUN_AT, None)

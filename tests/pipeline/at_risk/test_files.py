@@ -251,3 +251,19 @@ def test_the_workbook_holds_the_top_of_the_list_and_the_csv_all_of_it(tmp_path):
     assert sheet.max_row == 1 + 2  # the header and the first two customers
     assert [row[0].value for row in sheet.iter_rows(min_row=2)] == listed["customer_id"].head(2).tolist()
     assert len(pd.read_csv(tmp_path / "at_risk.csv")) == len(listed) > 2
+
+
+def test_a_control_character_before_a_formula_does_not_smuggle_it_into_the_workbook(tmp_path):
+    """The workbook's XML cannot hold control characters, so they are dropped; what is left
+    must still be judged, and written, as text."""
+    from openpyxl import load_workbook
+
+    listed = at_risk_list()
+    listed.loc[0, "name"] = '\x01=HYPERLINK("http://evil.example","Open")'
+    listed.loc[1, "name"] = "\x0b+SUM(1,2)"
+    write_at_risk_files(listed, tmp_path, ScoringConfig(formats=["xlsx"]))
+    sheet = load_workbook(tmp_path / "at_risk.xlsx").active
+    column = [cell.value for cell in sheet[1]].index("name") + 1
+    for row, text in ((2, '=HYPERLINK("http://evil.example","Open")'), (3, "+SUM(1,2)")):
+        cell = sheet.cell(row=row, column=column)
+        assert cell.data_type == "s" and cell.value == text and cell.quotePrefix
