@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from models.reason_families import FAMILIES, FAMILY_NAMES
 from pipeline.at_risk.tiers import THRESHOLD_TIERS, TIERS
+from pipeline.contract import TABLES
 from pipeline.errors import ConfigError
 
 PositiveDays = Annotated[int, Field(gt=0, le=3650)]
@@ -43,6 +44,15 @@ class DataConfig(Section):
     # as-of date (the export did not refresh); other tables only with a limit of their own.
     max_staleness_days: Annotated[int, Field(ge=0, le=3650)] = 3
     max_staleness_days_by_table: dict[str, Annotated[int, Field(ge=0, le=3650)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _staleness_of_event_tables(self) -> DataConfig:
+        timed = sorted(name for name, table in TABLES.items() if table.event_time)
+        wrong = sorted(set(self.max_staleness_days_by_table) - set(timed))
+        if wrong:
+            raise ValueError(f"max_staleness_days_by_table names {wrong}: a limit needs a table with event times, "
+                             f"one of {timed}")
+        return self
 
 
 class ChurnConfig(Section):

@@ -9,10 +9,11 @@ import logging
 
 from features.catalog import STAGES
 from models.lifetime import LIFETIME_FEATURES
-from pipeline.at_risk.scores import passthrough_columns
+from pipeline.at_risk.listing import AT_RISK_COLUMNS
+from pipeline.at_risk.scores import drift_reference, passthrough_columns
 from pipeline.config import Config
 from pipeline.contract import TABLES
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.tables import Tables
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ def preflight(tables: Tables, cfg: Config, as_of: dt.date, champions) -> list[st
     data; return the warnings (also logged)."""
     check_freshness(tables, cfg, as_of)
     check_champion_tables(tables, cfg, champions)
+    check_drift_stops(cfg, champions[0])
+    check_passthrough_names(cfg)
     passthrough_columns(tables, cfg.scoring.passthrough_columns)  # raises for a column customers lacks
     warnings = unlisted_channels(tables, cfg)
     for warning in warnings:
@@ -96,3 +99,26 @@ def unlisted_channels(tables: Tables, cfg: Config) -> list[str]:
     listed = ", ".join(f"{row.channel} ({row.events:,} events)" for row in unlisted.itertuples())
     return [f"interactions on channel(s) not in features.channels: {listed}; they count only in the "
             "all-channel features (add them to features.channels and retrain for features of their own)"]
+
+
+def check_drift_stops(cfg: Config, churn_champion) -> None:
+    """`scoring.drift_stop_on` may name only inputs the champion watches (the score and its
+    strongest features, stored at training): any other name could never stop a run."""
+    watched = sorted(drift_reference(churn_champion.fitted))
+    unknown = sorted(set(cfg.scoring.drift_stop_on) - set(watched))
+    if unknown:
+        raise ConfigError(
+            f"scoring.drift_stop_on names {unknown}, which the champion {churn_champion.name} "
+            f"v{churn_champion.version} does not watch for drift, so they could never stop a run. It watches: "
+            f"{', '.join(watched) or 'nothing (logged before the drift guard)'}."
+        )
+
+
+def check_passthrough_names(cfg: Config) -> None:
+    """A passthrough column named like a column of the list would rename the list's own column."""
+    clash = sorted(set(cfg.scoring.passthrough_columns) & set(AT_RISK_COLUMNS))
+    if clash:
+        raise ConfigError(
+            f"scoring.passthrough_columns names {clash}, which the at-risk list has already: the list's own "
+            "column would be renamed. Rename that column in customers, or leave it out of passthrough_columns."
+        )

@@ -92,3 +92,22 @@ def test_drift_warns_in_words_and_stops_only_where_asked():
     message = str(failure.value)
     assert "\n  churn_probability (the score itself): population stability index 0.70 (above 0.5)\n" in message
     assert "revenue_90d" not in message and "{" not in message  # only what stopped it, and no Python dict
+
+
+def test_a_drift_stop_on_an_input_the_champion_does_not_watch_is_refused(demo_run, tmp_path):
+    cfg, tables = setup(demo_run, tmp_path, scoring={"drift_stop_on": ["revenue_zzz"]})
+    with pytest.raises(ConfigError, match=r"drift_stop_on names \['revenue_zzz'\].* It watches: .*churn_probability"):
+        run_scoring(tables, cfg, dt.date(2026, 1, 1))
+
+
+def test_a_passthrough_column_named_like_a_list_column_is_refused(demo_run, tmp_path):
+    cfg, tables = setup(demo_run, tmp_path, scoring={"passthrough_columns": ["email", "segment"]})
+    with pytest.raises(ConfigError, match=r"passthrough_columns names \['segment'\], which the at-risk list has"):
+        run_scoring(tables, cfg, dt.date(2026, 1, 1))
+
+
+def test_a_staleness_limit_for_a_table_without_event_times_is_refused():
+    from pipeline.config import parse_config
+
+    with pytest.raises(ConfigError, match=r"max_staleness_days_by_table names \['customers', 'interaction'\]"):
+        parse_config({"data": {"max_staleness_days_by_table": {"interaction": 1, "customers": 1}}})
