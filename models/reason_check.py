@@ -184,7 +184,7 @@ def _short_tenure(said, f, population):
 AMOUNT, RATIO = r"-?\d+", r"\d+\.\d"  # a whole amount (spend can be net negative); a ratio to 1 decimal
 PATTERNS = [ReasonPattern(family, re.compile(words), check) for family, words, check in [
     ("purchase_lapse", r"no purchase for (?P<days>\d+) days \(usually every (?P<gap>\d+)\)", _lapse_own),
-    ("purchase_lapse", rf"purchases down to (?P<ratio>{RATIO})x the previous period",
+    ("purchase_lapse", rf"purchase trend falling \(index (?P<ratio>{RATIO}) where 1 is steady\)",
      _ratio_below_one("purchase_trend")),
     ("purchase_lapse", r"no second purchase in (?P<days>\d+) days \(typical customer: every (?P<usual>\d+) days\)",
      _lapse_single),
@@ -200,7 +200,7 @@ PATTERNS = [ReasonPattern(family, re.compile(words), check) for family, words, c
     ("refunds", r"(?P<count>\d+) refund\(s\) or return\(s\)(?: \((?P<share>\d+)% of purchase value\))?", _refunds),
     ("engagement", r"no interaction on any channel for (?P<days>\d+) days \(typical customer: (?P<usual>\d+)\)",
      _silent),
-    ("engagement", rf"engagement down to (?P<ratio>{RATIO})x the previous period",
+    ("engagement", rf"engagement trend falling \(index (?P<ratio>{RATIO}) where 1 is steady\)",
      _ratio_below_one("engagement_trend")),
     ("engagement", r"no interaction on any channel yet", _never_engaged),
     ("support", r"(?P<count>\d+) support ticket\(s\) open \(oldest for (?P<days>\d+) days\)", _open_tickets),

@@ -110,7 +110,7 @@ def _lapse(f: pd.DataFrame, population: pd.DataFrame) -> pd.Series:
         None if usual_gap is None else (
             gap.isna() & (days > usual_gap),
             "no second purchase in " + _int_text(days) + f" days (typical customer: every {usual_gap} days)"),
-        (trend < 1, "purchases down to " + _ratio_text(trend) + "x the previous period"),
+        (trend < 1, "purchase trend falling (index " + _ratio_text(trend) + " where 1 is steady)"),
         None if usual_gap is None else (
             gap > usual_gap,
             "buys every " + _int_text(gap) + f" days on average (typical customer: every {usual_gap})"),
@@ -159,7 +159,7 @@ def _engagement(f: pd.DataFrame, population: pd.DataFrame) -> pd.Series:
         None if usual is None else (
             days > usual,
             "no interaction on any channel for " + _int_text(days) + f" days (typical customer: {usual})"),
-        (trend < 1, "engagement down to " + _ratio_text(trend) + "x the previous period"),
+        (trend < 1, "engagement trend falling (index " + _ratio_text(trend) + " where 1 is steady)"),
         # silence since ever is news only where the typical customer does interact
         None if usual is None else (days.isna() & (total.isna() | (total == 0)), "no interaction on any channel yet"),
     )

@@ -20,7 +20,7 @@ from tests.models.test_reason_families import POPULATION, RISKY, customer
     # numbers that are not the customer's
     ({"days_since_last_purchase": 94.0, "mean_days_between_purchases": 21.0}, "no purchase for 95 days (usually every 21)"),
     ({"days_since_last_purchase": 94.0, "mean_days_between_purchases": 21.0}, "no purchase for 94 days (usually every 20)"),
-    ({"engagement_trend": 0.4}, "engagement down to 0.5x the previous period"),
+    ({"engagement_trend": 0.4}, "engagement trend falling (index 0.5 where 1 is steady)"),
     ({"nps_last": 3.0, "nps_class": "detractor"}, "NPS 4 (detractor)"),
     ({"nps_last": 8.0, "nps_class": "passive"}, "NPS 8 (detractor)"),
     ({"open_tickets": 2.0, "days_oldest_open_ticket": 12.0}, "2 support ticket(s) open (oldest for 11 days)"),
@@ -29,7 +29,7 @@ from tests.models.test_reason_families import POPULATION, RISKY, customer
     ({"revenue_90d": 40.0, "revenue_total": 1240.0}, "spent 40 in the last 30 days (down from 348 per 30 days before)"),
     # true numbers that point the safe way
     ({"days_since_last_purchase": 9.0, "mean_days_between_purchases": 86.0}, "no purchase for 9 days (usually every 86)"),
-    ({"engagement_trend": 6.0}, "engagement down to 6.0x the previous period"),
+    ({"engagement_trend": 6.0}, "engagement trend falling (index 6.0 where 1 is steady)"),
     ({}, "NPS 10 (promoter)"),
     ({"nps_last": 9.0}, "NPS 9 (promoter)"),
     ({}, "last support satisfaction 5/5 (satisfied is 4 or more)"),
@@ -57,7 +57,7 @@ def test_contradictions_are_reported_per_reason_with_their_row_and_family():
         {"row": 0, "reason": "NPS 10 (promoter)", "family": "nps"},
         {"row": 1, "reason": "engagement falling (0.4x the previous period)", "family": None},
     ]
-    assert count_contradictions(["", "engagement down to 0.4x the previous period"], rows, POPULATION) == 0
+    assert count_contradictions(["", "engagement trend falling (index 0.4 where 1 is steady)"], rows, POPULATION) == 0
 
 
 def test_rows_are_matched_by_position_whatever_their_index():
@@ -80,12 +80,12 @@ def test_the_checker_catches_a_writers_bug_because_it_reads_the_words(monkeypatc
     """A writer that says 'falling' for any trend (the bug this checker was built for) is
     caught on the list top_reasons makes, though the writer is not asked anything."""
     def any_trend(f, population):
-        return "engagement down to " + f["engagement_trend"].round(1).map("{:.1f}".format) + "x the previous period"
+        return "engagement trend falling (index " + f["engagement_trend"].round(1).map("{:.1f}".format) + " where 1 is steady)"
 
     engagement = reason_families.FAMILIES["engagement"]
     monkeypatch.setitem(reason_families.FAMILIES, "engagement", dataclasses.replace(engagement, text=any_trend))
     rows = pd.concat([customer(engagement_trend=0.4), customer(engagement_trend=6.0)], ignore_index=True)
     contributions = pd.DataFrame({"engagement_trend": [0.5, 0.5]})
     texts, _ = top_reasons(rows, contributions, feature_catalog(FeaturesConfig()), 3, population=POPULATION)
-    assert texts == ["engagement down to 0.4x the previous period", "engagement down to 6.0x the previous period"]
+    assert texts == ["engagement trend falling (index 0.4 where 1 is steady)", "engagement trend falling (index 6.0 where 1 is steady)"]
     assert find_contradictions(texts, rows, POPULATION)["row"].tolist() == [1]

@@ -65,7 +65,7 @@ POPULATION = pd.DataFrame([SAFE] * 3).assign(
 RISKY = [  # family, the customer's values that differ from SAFE, the reason text
     ("purchase_lapse", {"days_since_last_purchase": 94.0, "mean_days_between_purchases": 21.0},
      "no purchase for 94 days (usually every 21)"),
-    ("purchase_lapse", {"purchase_trend": 0.5}, "purchases down to 0.5x the previous period"),
+    ("purchase_lapse", {"purchase_trend": 0.5}, "purchase trend falling (index 0.5 where 1 is steady)"),
     ("purchase_lapse", {"days_since_last_purchase": 94.0, "mean_days_between_purchases": np.nan},
      "no second purchase in 94 days (typical customer: every 30 days)"),
     ("purchase_lapse", {"mean_days_between_purchases": 173.0, "days_since_last_purchase": 30.0},
@@ -80,7 +80,7 @@ RISKY = [  # family, the customer's values that differ from SAFE, the reason tex
     ("refunds", {"refunds_total": 2.0, "refund_share": 0.15}, "2 refund(s) or return(s) (15% of purchase value)"),
     ("engagement", {"days_since_last_interaction": 45.0},
      "no interaction on any channel for 45 days (typical customer: 12)"),
-    ("engagement", {"engagement_trend": 0.4}, "engagement down to 0.4x the previous period"),
+    ("engagement", {"engagement_trend": 0.4}, "engagement trend falling (index 0.4 where 1 is steady)"),
     ("engagement", {"days_since_last_interaction": np.nan, "interactions_total": 0.0},
      "no interaction on any channel yet"),
     ("support", {"open_tickets": 2.0, "days_oldest_open_ticket": 12.0}, "2 support ticket(s) open (oldest for 12 days)"),

@@ -26,7 +26,7 @@ def scored() -> pd.DataFrame:
         "no purchase for 210 days (usually every 60); spent -20 in the last 90 days",
         "no purchase for 94 days (usually every 21); NPS 3 (detractor)",
         "spent 1200 in the last 90 days",
-        "purchases down to 0.6x the previous period",
+        "purchase trend falling (index 0.6 where 1 is steady)",
         "", "",
     ]
     return pd.DataFrame({
@@ -83,7 +83,7 @@ def test_alike_reasons_count_together_shown_with_the_range_of_their_numbers():
         "no purchase for 45–210 days (usually every 12–60)": 3,
         "NPS 3 (detractor)": 2,
         "spent -20–1200 in the last 90 days": 2,
-        "purchases down to 0.6x the previous period": 1,
+        "purchase trend falling (index 0.6 where 1 is steady)": 1,
     }
     assert common_reasons(scored()[scored()["top_reasons"] == ""]).empty
 
