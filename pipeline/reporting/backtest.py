@@ -20,6 +20,7 @@ from features.model_input import build_training_frame, features_at
 from features.population import label_window_complete, latest_complete_cutoff
 from pipeline import tracking
 from pipeline.config import Config
+from pipeline.errors import ModelNotFoundError
 from pipeline.logs import stage
 from pipeline.reporting.periods import add_months
 from pipeline.tables import Tables
@@ -101,17 +102,17 @@ def run_backtest(tables: Tables, cfg: Config, until: dt.date) -> Backtest | None
         log.info("model backtest skipped: no tracking store at %s (run `make train` first)",
                  cfg.tracking.resolved_uri())
         return None
-    client = tracking.start_tracking(cfg.tracking)
-    churn = tracking.champion_or_none(client, cfg.tracking.churn_model_name)
-    clv = tracking.champion_or_none(client, cfg.tracking.clv_model_name)
-    if churn is None or clv is None:
-        log.info("model backtest skipped: no champion churn and CLV models (run `make train` first)")
+    try:
+        churn, clv = tracking.load_champions(cfg.tracking)  # the pair of one promotion, as scoring uses
+    except ModelNotFoundError as exc:
+        log.info("model backtest skipped: %s", exc)
         return None
     training, validation = tracking.training_cutoffs_of(churn.run_id)
     data_end = tables.last_event_at().date()
     cutoffs = complete_cutoffs(data_end, cfg.churn.horizon_days, until, BACKTEST_CUTOFFS)
     with stage("model backtest") as info:
-        table = backtest_frame(tables, cfg, cutoffs, churn.model, clv.model, training, validation)
-        ahead = forecast(tables, cfg, min(until, data_end + dt.timedelta(days=1)), churn.model, clv.model)
+        # the fitted models inside the champions: they read their own columns of the frame
+        table = backtest_frame(tables, cfg, cutoffs, churn.fitted, clv.fitted, training, validation)
+        ahead = forecast(tables, cfg, min(until, data_end + dt.timedelta(days=1)), churn.fitted, clv.fitted)
         info["cutoffs"], info["customers"] = len(table), int(table["customers"].sum())
     return Backtest(table, ahead, f"{churn.name} v{churn.version}", f"{clv.name} v{clv.version}")
