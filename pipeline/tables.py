@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,11 +245,33 @@ def open_engine(memory_limit_gb: float = DEFAULT_MEMORY_GB,
     into the same folder. The folder is removed when the Tables are closed or collected."""
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
-    scratch = tempfile.TemporaryDirectory(prefix="churn-engine-", dir=work_dir)
+    remove_abandoned_engines(Path(work_dir or tempfile.gettempdir()))
+    scratch = tempfile.TemporaryDirectory(prefix=f"churn-engine-{os.getpid()}-", dir=work_dir)
     con = duckdb.connect(str(Path(scratch.name) / "validated.duckdb"))
     con.execute(f"SET memory_limit = '{float(memory_limit_gb):.3f}GB'")  # a float: nothing else can reach SQL
     con.execute("SET temp_directory = $dir", {"dir": str(Path(scratch.name) / "spill")})
     return con, scratch
+
+
+def remove_abandoned_engines(folder: Path) -> None:
+    """Remove the scratch folders of runs that were killed (a SIGTERM or SIGKILL skips the
+    clean-up): each is named after its process, and one whose process is gone is no one's.
+    A scratch folder can be as large as the input tables."""
+    for entry in folder.glob("churn-engine-*-*"):
+        pid = entry.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_runs(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed %s, the engine folder of a run that was stopped", entry)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 # --- reading -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ column, the rule and example rows, and writes nothing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -290,3 +291,20 @@ def test_a_damaged_page_the_engine_does_not_name_is_still_pinned_to_its_file(tmp
     monkeypatch.setattr(tables_module, "check_rules", failing)
     with pytest.raises(DataError, match=r"Table surveys: cannot read .*surveys\.csv: .*don't know what type"):
         load_tables(tmp_path, RUN_AT, None)
+
+
+def test_the_engine_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    engines = tmp_path / "engines"
+    write_world(tmp_path / "data", tiny_world())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = engines / f"churn-engine-{int(dead.stdout)}-x1y2z3"
+    (abandoned / "spill").mkdir(parents=True)
+    (abandoned / "validated.duckdb").write_bytes(b"left by a SIGKILLed run")
+    alive = engines / f"churn-engine-{os.getppid()}-a1b2c3"  # a process that runs: kept
+    alive.mkdir()
+    tables = load_tables(tmp_path / "data", RUN_AT, None, work_dir=engines)
+    assert not abandoned.exists() and alive.exists()
+    tables.close()
