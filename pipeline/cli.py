@@ -23,7 +23,7 @@ import typer
 
 from models.errors import ModelDataError
 from pipeline.config import Config, DemoConfig, load_config, project_folder
-from pipeline.errors import DataError, Interrupted, PipelineError
+from pipeline.errors import DataError, Interrupted, PipelineError, on_signals, raise_signalled
 from pipeline.logs import mask_credentials, setup_logging, stage
 
 app = typer.Typer(
@@ -54,7 +54,8 @@ def handles_errors(command: Callable) -> Callable:
     def wrapper(*args, debug: bool = False, **kwargs):
         setup_logging(verbose=debug)
         try:
-            return command(*args, **kwargs)
+            with on_signals(raise_signalled, signals=(signal.SIGTERM,)):  # SIGTERM stops like Ctrl-C
+                return command(*args, **kwargs)
         except (PipelineError, ModelDataError) as exc:
             if debug:
                 raise

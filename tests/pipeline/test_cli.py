@@ -75,3 +75,16 @@ def test_a_mistyped_value_is_a_usage_error_not_a_crash(tmp_path):
         assert done.exit_code == 2, (args, done.output)
         assert "failed unexpectedly" not in done.output
     assert not (tmp_path / "outputs" / "logs").exists()
+
+
+def test_sigterm_anywhere_is_one_line_and_exit_143(tmp_path):
+    """A SIGTERM (a scheduler stopping the nightly job) during a step with no handler of its own."""
+    terminated = PLANTED.replace(
+        'raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")',
+        "import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)")
+    write_world(tmp_path / "data", tiny_world())
+    config = write_config(tmp_path)
+    done = subprocess.run([sys.executable, "-c", terminated, "features", "--config", str(config), "--as-of",
+                           "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 143 and "Traceback" not in done.stderr
+    assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]
