@@ -177,7 +177,7 @@ def features(
     with stage(f"features as of {cutoff}") as info:
         frame = features_at(tables, cfg, cutoff)
         info["customers"], info["columns"] = len(frame), frame.shape[1]
-    target = out or Path("outputs/features") / f"features_{cutoff}.parquet"
+    target = out or project_folder(config) / "outputs" / "features" / f"features_{cutoff}.parquet"
     with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False)
     log.info("feature frame written to %s", target)
@@ -213,14 +213,15 @@ def _log_training_summary(summary: dict) -> None:
 def tune(
     trials: Annotated[int, typer.Option(help="Trials per model (added to an interrupted study).", min=1)] = 30,
     timeout: Annotated[float | None, typer.Option(help="Seconds per model at most.")] = None,
-    storage: Annotated[str, typer.Option(help="Optuna storage; studies resume from it.")] = "sqlite:///optuna.db",
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage; studies resume from it (default: optuna.db in the project).")] = None,
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
     """Tune both models with Optuna on time-based validation; `churn train` uses the result."""
     from pipeline.tune import run_tuning
 
     cfg = _config(config, data)
-    run_tuning(_tables(cfg), cfg, trials, timeout, storage)
+    run_tuning(_tables(cfg), cfg, trials, timeout, storage or f"sqlite:///{project_folder(config) / 'optuna.db'}")
 
 
 @app.command()
@@ -257,7 +258,8 @@ def report(
         str | None, typer.Option("--to", help="Day after the last YYYY-MM-DD (default: end of data).")
     ] = None,
     period: Annotated[str, typer.Option(help="month or quarter.")] = "month",
-    out: Annotated[Path, typer.Option(help="Folder for kpi_report.html and the CSVs.")] = Path("outputs/report"),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for kpi_report.html and the CSVs (default: outputs/report in the project).")] = None,
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
     """Retention KPI report: retention, churn, repeat purchases, cohorts, CLV, NPS, MRR."""
@@ -269,7 +271,7 @@ def report(
     tables = _tables(cfg)
     end = parse_date(date_to) if date_to else tables.last_event_at().date() + dt.timedelta(days=1)
     start = parse_date(date_from) if date_from else end.replace(year=end.year - 2, day=1)
-    paths = build_kpi_report(tables, cfg, start, end, period, out)
+    paths = build_kpi_report(tables, cfg, start, end, period, out or project_folder(config) / "outputs" / "report")
     log.info("KPI report written: %s", paths["html"])
 
 
@@ -286,15 +288,17 @@ def demo(
     from pipeline.train import run_training
 
     cfg = _config(config, None)
-    with stage("generate demo world") as info:
-        # data.path may hold an earlier demo world (replaced), never anything else (refused).
-        info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers, seed=cfg.demo.seed,
-                                   replace=True))
-    tables = _tables(cfg)
-    summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"))
-    _log_training_summary(summary)
-    as_of = tables.last_event_at().date() + dt.timedelta(days=1)
+    # The whole demo holds the run lock: a scoring run started meanwhile must not read a world
+    # that is being replaced under it.
     with run_lock(cfg.scoring.output_dir):
+        with stage("generate demo world") as info:
+            # data.path may hold an earlier demo world (replaced), never anything else (refused).
+            info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers,
+                                       seed=cfg.demo.seed, replace=True))
+        tables = _tables(cfg)
+        summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"))
+        _log_training_summary(summary)
+        as_of = tables.last_event_at().date() + dt.timedelta(days=1)
         manifest = run_scoring(tables, cfg, as_of)
     log.info("demo done: at-risk list of %d customers in %s", manifest["customers_listed"], manifest["output_dir"])
 

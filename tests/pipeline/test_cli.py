@@ -88,3 +88,22 @@ def test_sigterm_anywhere_is_one_line_and_exit_143(tmp_path):
                            "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 143 and "Traceback" not in done.stderr
     assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]
+
+
+def test_command_line_defaults_write_into_the_project_not_the_shells_folder(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    write_world(project / "data", tiny_world())
+    config = write_config(project)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    done = CliRunner().invoke(app, ["features", "--config", str(config), "--as-of", "2025-06-01"])
+    assert done.exit_code == 0, done.output
+    assert (project / "outputs" / "features" / "features_2025-06-01.parquet").is_file()
+    done = CliRunner().invoke(app, ["report", "--config", str(config), "--from", "2025-01-01", "--to", "2025-07-01"])
+    assert done.exit_code == 0, done.output
+    assert (project / "outputs" / "report" / "kpi_report.html").is_file()
+    assert list(elsewhere.iterdir()) == []
