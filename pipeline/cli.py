@@ -282,12 +282,14 @@ def demo(
     config: ConfigOption = DEFAULT_CONFIG, debug: DebugOption = False,
 ) -> None:
     """All of it, end to end: generate a demo world, validate, train, score."""
+    from pipeline.demo import check_world_folder
     from pipeline.demo.world import generate_world
     from pipeline.files import run_lock
     from pipeline.score import run_scoring
     from pipeline.train import run_training
 
     cfg = _config(config, None)
+    check_world_folder(cfg.data.path, replace=True)  # refuse a user's folder before touching anything
     # The whole demo holds the run lock: a scoring run started meanwhile must not read a world
     # that is being replaced under it.
     with run_lock(cfg.scoring.output_dir):
