@@ -191,18 +191,26 @@ def recover_leftovers(target: Path) -> None:
         _remove_quietly(entry, "a leftover of a crashed run")
 
 
-def _writer_gone(pid: int) -> bool:
-    """True when the process that wrote a leftover no longer runs. This process counts as
-    gone: it writes one target at a time, so its own leftovers are from an earlier attempt."""
-    if pid == os.getpid():
-        return True
+def process_gone(pid: int) -> bool:
+    """Whether the process `pid` on this host no longer runs (a zombie counts as gone). What
+    crashed runs leave behind (staging folders, engine folders, RUNNING runs) is named after its
+    process, and is no one's once that process is gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False  # alive, another user's
-    return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):  # no /proc here: alive, as far as can be told
+        return False
+
+
+def _writer_gone(pid: int) -> bool:
+    """True when the process that wrote a leftover no longer runs. This process counts as
+    gone: it writes one target at a time, so its own leftovers are from an earlier attempt."""
+    return pid == os.getpid() or process_gone(pid)
 
 
 def _remove_quietly(path: Path, what: str) -> None:

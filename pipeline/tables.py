@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline.contract import TABLES, Table
 from pipeline.errors import DataError, EngineMemoryError
-from pipeline.files import file_sha256
+from pipeline.files import file_sha256, process_gone
 from pipeline.validation import (
     Violation,
     check_rules,
@@ -259,19 +259,9 @@ def remove_abandoned_engines(folder: Path) -> None:
     A scratch folder can be as large as the input tables."""
     for entry in folder.glob("churn-engine-*-*"):
         pid = entry.name.split("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_runs(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_gone(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
             log.info("removed %s, the engine folder of a run that was stopped", entry)
-
-
-def _process_runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 # --- reading -------------------------------------------------------------------------

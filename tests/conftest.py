@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+ROOT = Path(__file__).resolve().parents[1]
 RUN_AT = dt.datetime(2026, 1, 15, 12, 0)
 
 
@@ -109,3 +113,13 @@ def demo_run(tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, ["demo", "--config", str(write_config(folder))])
     assert result.exit_code == 0, result.output
     return folder
+
+
+def hold_lock_in_child(folder: Path) -> subprocess.Popen:
+    """A real second process that takes the run lock of folder and sleeps while holding it."""
+    code = ("import sys, time; from pathlib import Path; from pipeline.files import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(120)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout.readline().strip() == "locked"
+    return child

@@ -10,7 +10,7 @@ import logging
 from features.catalog import STAGES
 from models.lifetime import LIFETIME_FEATURES
 from pipeline.at_risk.listing import AT_RISK_COLUMNS
-from pipeline.at_risk.scores import drift_reference, passthrough_columns
+from pipeline.at_risk.scores import check_passthrough_columns, drift_reference
 from pipeline.config import Config
 from pipeline.contract import TABLES
 from pipeline.errors import ConfigError, DataError
@@ -26,7 +26,7 @@ def preflight(tables: Tables, cfg: Config, as_of: dt.date, champions) -> list[st
     check_champion_tables(tables, cfg, champions)
     check_drift_stops(cfg, champions[0])
     check_passthrough_names(cfg)
-    passthrough_columns(tables, cfg.scoring.passthrough_columns)  # raises for a column customers lacks
+    check_passthrough_columns(tables, cfg.scoring.passthrough_columns)
     warnings = unlisted_channels(tables, cfg)
     for warning in warnings:
         log.warning("%s", warning)

@@ -124,8 +124,8 @@ def describe_input(name: str, descriptions: dict[str, str]) -> str:
     return f"{name} ({descriptions.get(name, 'a model input').rstrip('.')})"
 
 
-def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
-    """customer_id and the configured columns of the customers table, for the list."""
+def check_passthrough_columns(tables: Tables, columns: list[str]) -> None:
+    """Every configured passthrough column must be a column of the customers table."""
     available = set(tables.con.sql("SELECT * FROM customers LIMIT 0").columns)
     missing = [c for c in columns if c not in available]
     if missing:
@@ -133,5 +133,10 @@ def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
             f"scoring.passthrough_columns names {missing}, which the customers table does not have "
             f"(it has {sorted(available)}). Remove them from the config or add them to customers."
         )
+
+
+def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
+    """customer_id and the configured columns of the customers table, for the list."""
+    check_passthrough_columns(tables, columns)
     select = ", ".join(['customer_id', *(f'"{c}"' for c in columns)])
     return tables.query(f"SELECT {select} FROM customers")

@@ -10,7 +10,6 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
@@ -19,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import errors
 from pipeline.config import TrackingConfig
 from pipeline.errors import Interrupted
+from pipeline.files import process_gone
 from pipeline.tracking.store import guarded, start_tracking
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,8 @@ def owner_gone(host: str | None, pid: str | None) -> bool:
     False when unknown: another host, or no tags."""
     if host != socket.gethostname() or not str(pid or "").isdigit():
         return False
-    if int(pid) == os.getpid():  # a new process that got the dead one's pid
-        return True
-    try:
-        os.kill(int(pid), 0)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: someone else's live process; no /proc: alive
-        return False
+    # this very process can only be a new one that got the dead one's pid
+    return int(pid) == os.getpid() or process_gone(int(pid))
 
 
 def reap_abandoned_runs(client: MlflowClient, experiment: str) -> None:

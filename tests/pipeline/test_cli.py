@@ -23,8 +23,11 @@ app()
 """
 
 
-def run_churn(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PLANTED, *args], capture_output=True, text=True, cwd=ROOT)
+def run_churn(*args: str, bug: str | None = None) -> subprocess.CompletedProcess:
+    """`churn ARGS` in a subprocess with the planted bug (or `bug`, the statement it runs instead)."""
+    code = PLANTED if bug is None else PLANTED.replace(
+        'raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")', bug)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_an_unexpected_failure_is_one_paragraph_with_a_crash_report(tmp_path):
@@ -52,12 +55,10 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path):
     """Ctrl-C during a step that has no handler of its own (here: building features)."""
-    interrupted = PLANTED.replace('raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")',
-                                  "raise KeyboardInterrupt")
     write_world(tmp_path / "data", tiny_world())
     config = write_config(tmp_path)
-    done = subprocess.run([sys.executable, "-c", interrupted, "features", "--config", str(config), "--as-of",
-                           "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
+    done = run_churn("features", "--config", str(config), "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"),
+                     bug="raise KeyboardInterrupt")
     assert done.returncode == 130 and "Traceback" not in done.stderr
     assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]
 
@@ -79,13 +80,10 @@ def test_a_mistyped_value_is_a_usage_error_not_a_crash(tmp_path):
 
 def test_sigterm_anywhere_is_one_line_and_exit_143(tmp_path):
     """A SIGTERM (a scheduler stopping the nightly job) during a step with no handler of its own."""
-    terminated = PLANTED.replace(
-        'raise ZeroDivisionError("planted bug at https://ann:s3cret-word@tracking.example.org")',
-        "import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)")
     write_world(tmp_path / "data", tiny_world())
     config = write_config(tmp_path)
-    done = subprocess.run([sys.executable, "-c", terminated, "features", "--config", str(config), "--as-of",
-                           "2025-06-01", "--out", str(tmp_path / "f.parquet")], capture_output=True, text=True, cwd=ROOT)
+    done = run_churn("features", "--config", str(config), "--as-of", "2025-06-01", "--out", str(tmp_path / "f.parquet"),
+                     bug="import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)")
     assert done.returncode == 143 and "Traceback" not in done.stderr
     assert "`churn features` was stopped before it finished" in done.stderr.strip().splitlines()[-1]
 

@@ -19,6 +19,7 @@ import pytest
 from pipeline import files
 from pipeline.errors import OutputError, RunLockedError
 from pipeline.files import atomic_directory, run_lock
+from tests.conftest import hold_lock_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = {"at_risk.csv": "customer_id\nold-1\nold-2\n", "manifest.json": '{"list": "old"}'}
@@ -101,16 +102,6 @@ def run_child(target: Path, die_at: str, swap: str) -> subprocess.CompletedProce
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", CHILD, str(target), die_at, swap], capture_output=True,
                           text=True, env=env, timeout=60)
-
-
-def hold_lock_in_child(folder: Path) -> subprocess.Popen:
-    """A real second process that takes the run lock of folder and sleeps while holding it."""
-    code = ("import sys, time; from pathlib import Path; from pipeline.files import run_lock\n"
-            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(120)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert child.stdout.readline().strip() == "locked"
-    return child
 
 
 @pytest.mark.parametrize(("swap", "die_at", "published"), STEPS, ids=[f"{s}-{d}" for s, d, _ in STEPS])

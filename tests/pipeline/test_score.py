@@ -24,7 +24,7 @@ from pipeline.config import load_config
 from pipeline.errors import OutputError, RunLockedError
 from pipeline.score import run_scoring
 from pipeline.tables import load_tables
-from tests.conftest import RUN_AT, write_config
+from tests.conftest import RUN_AT, hold_lock_in_child, write_config
 
 AS_OF = dt.date(2026, 1, 1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,16 +92,6 @@ def test_a_failed_run_leaves_the_previous_list_untouched(demo_run, tmp_path, mon
 
 
 # --- one run at a time, for the whole run ------------------------------------------------------
-
-
-def hold_lock_in_child(folder: Path) -> subprocess.Popen:
-    """A real second process that takes the run lock of folder and sleeps while holding it."""
-    code = ("import sys, time; from pathlib import Path; from pipeline.files import run_lock\n"
-            "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(120)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert child.stdout.readline().strip() == "locked"
-    return child
 
 
 def lock_is_held_elsewhere(folder: Path) -> bool:
