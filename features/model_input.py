@@ -1,5 +1,6 @@
-"""The model-input layer: which cutoffs a model learns, calibrates and is judged on, the
-frame of features and labels over those cutoffs, and the rows of one date to score.
+"""The model-input layer: the walk-forward plan (which cutoffs each backtest origin learns
+from, and which the production refit learns from), the frame of features and labels over
+those cutoffs, and the rows of one date to score.
 
 Training, tuning, the backtest and scoring all build their input here, from the one
 definition of active customers and labels (features/population.py)."""
@@ -26,56 +27,88 @@ from pipeline.tables import Tables
 
 
 @dataclass(frozen=True)
-class CutoffPlan:
-    """Training cutoffs (oldest first) and the validation cutoff for one label horizon."""
+class Fold:
+    """One origin of the walk-forward backtest: a model learns from `training` (cutoffs whose
+    label windows end on or before `origin`), scores `origin` and is judged on what happened
+    in the horizon after it, exactly as tonight's model will be."""
 
+    origin: dt.date
     training: list[dt.date]
-    validation: dt.date
-
-    @property
-    def fit(self) -> list[dt.date]:
-        return self.training[:-1]
-
-    @property
-    def holdout(self) -> dt.date:
-        """The latest training cutoff: calibration and early stopping, never fitting."""
-        return self.training[-1]
 
     def as_dict(self) -> dict[str, object]:
-        return {"training": [c.isoformat() for c in self.training], "validation": self.validation.isoformat()}
+        return {"origin": self.origin.isoformat(), "training": [c.isoformat() for c in self.training]}
 
 
 @dataclass(frozen=True)
-class Split:
-    """Rows of the training frame: `fit` (earlier training cutoffs), `holdout` (latest
-    training cutoff: calibration and early stopping) and `valid` (validation cutoff)."""
+class CutoffPlan:
+    """The cutoffs of one label horizon: the backtest's folds (oldest origin first) and the
+    production refit's training cutoffs, which end at the latest complete cutoff."""
 
-    fit: pd.DataFrame
-    holdout: pd.DataFrame
-    valid: pd.DataFrame
+    folds: list[Fold]
+    production: list[dt.date]
+    horizon_days: int
+
+    @property
+    def latest_origin(self) -> dt.date:
+        return self.folds[-1].origin
+
+    @property
+    def cutoffs(self) -> list[dt.date]:
+        """Every cutoff the plan needs, oldest first."""
+        return sorted({*self.production, *(c for f in self.folds for c in (*f.training, f.origin))})
+
+    def as_dict(self) -> dict[str, object]:
+        return {"horizon_days": self.horizon_days, "production": [c.isoformat() for c in self.production],
+                "folds": [f.as_dict() for f in self.folds]}
 
 
-def plan_cutoffs(data_end: dt.date, cfg: TrainingConfig, horizon_days: int) -> CutoffPlan:
-    """The validation cutoff is the configured one or the latest complete cutoff; training
-    cutoffs lie a horizon earlier, so no training label overlaps the validation window."""
-    horizon = dt.timedelta(days=horizon_days)
-    validation = cfg.validation_cutoff
-    if validation is None:
-        validation = latest_complete_cutoff(data_end, horizon_days)
-    elif not label_window_complete(validation, horizon_days, data_end):
-        raise ConfigError(
-            f"training.validation_cutoff {validation} is too late: its {horizon_days}-day label window "
-            f"needs data until {validation + horizon}, but the data ends on {data_end}."
-        )
-    last_training = validation - horizon
-    spacing = dt.timedelta(days=cfg.spacing_days)
-    training = [last_training - k * spacing for k in reversed(range(cfg.cutoffs))]
-    return CutoffPlan(training, validation)
+@dataclass(frozen=True)
+class FoldRows:
+    """The rows of one fold: `training` (its training cutoffs) and `origin` (scored, judged)."""
+
+    origin_date: dt.date
+    training: pd.DataFrame
+    origin: pd.DataFrame
+
+
+def plan_cutoffs(data_end: dt.date, cfg: TrainingConfig, horizon_days: int, anchor: dt.date | None = None
+                 ) -> CutoffPlan:
+    """The walk-forward plan for one horizon. All cutoffs lie on one grid, `spacing_days`
+    apart, ending at `anchor` (default: the latest complete cutoff of this horizon), so that
+    models of different horizons share the cutoffs they need. The backtest's origins are the
+    latest `backtest_origins` grid dates whose label window is complete, ending at
+    `training.validation_cutoff` when set; each fold learns from the `cutoffs` grid dates
+    whose label windows end by its origin. The production refit learns from the latest
+    `cutoffs` grid dates with a complete label window: the freshest labels there are."""
+    horizon, spacing = dt.timedelta(days=horizon_days), dt.timedelta(days=cfg.spacing_days)
+    anchor = anchor or latest_complete_cutoff(data_end, horizon_days)
+    latest_complete = _grid_at_or_before(anchor, spacing, data_end + dt.timedelta(days=1) - horizon)
+    latest_origin = latest_complete
+    if cfg.validation_cutoff is not None:
+        if not label_window_complete(cfg.validation_cutoff, horizon_days, data_end):
+            raise ConfigError(
+                f"training.validation_cutoff {cfg.validation_cutoff} is too late: its {horizon_days}-day label "
+                f"window needs data until {cfg.validation_cutoff + horizon}, but the data ends on {data_end}.")
+        latest_origin = cfg.validation_cutoff
+    origins = [latest_origin - k * spacing for k in reversed(range(cfg.backtest_origins))]
+    folds = [Fold(origin, _grid_before(anchor, spacing, origin - horizon, cfg.cutoffs)) for origin in origins]
+    return CutoffPlan(folds, _grid_before(anchor, spacing, latest_complete, cfg.cutoffs), horizon_days)
+
+
+def _grid_at_or_before(anchor: dt.date, spacing: dt.timedelta, latest: dt.date) -> dt.date:
+    """The latest date of the grid `anchor + k * spacing` (k any integer) on or before `latest`."""
+    return anchor + ((latest - anchor) // spacing) * spacing
+
+
+def _grid_before(anchor: dt.date, spacing: dt.timedelta, latest: dt.date, count: int) -> list[dt.date]:
+    """The `count` grid dates on or before `latest`, oldest first."""
+    last = _grid_at_or_before(anchor, spacing, latest)
+    return [last - k * spacing for k in reversed(range(count))]
 
 
 def all_cutoffs(plans) -> list[dt.date]:
     """Every cutoff any of the plans needs, oldest first: built once, in one frame."""
-    return sorted({cutoff for plan in plans for cutoff in (*plan.training, plan.validation)})
+    return sorted({cutoff for plan in plans for cutoff in plan.cutoffs})
 
 
 def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) -> pd.DataFrame:
@@ -102,9 +135,18 @@ def features_at(tables: Tables, cfg: Config, as_of: dt.date) -> pd.DataFrame:
 def rows_at(frame: pd.DataFrame, cutoffs: list[dt.date]) -> pd.DataFrame:
     rows = frame[frame["cutoff_date"].dt.date.isin(cutoffs)]
     if rows.empty:
-        raise DataError(f"No active customers at cutoff(s) {cutoffs}; lower training.cutoffs or spacing_days.")
+        raise DataError(f"No active customers at cutoff(s) {[str(c) for c in cutoffs]}: the data's history is "
+                        "too short for them; lower training.cutoffs or spacing_days.")
     return rows
 
 
-def split_frame(frame: pd.DataFrame, plan: CutoffPlan) -> Split:
-    return Split(rows_at(frame, plan.fit), rows_at(frame, [plan.holdout]), rows_at(frame, [plan.validation]))
+def fold_rows(frame: pd.DataFrame, plan: CutoffPlan) -> list[FoldRows]:
+    """The rows of each fold of the plan (folds without any training or origin rows, at the
+    start of a short history, are left out: the backtest says how many it used)."""
+    dates = frame["cutoff_date"].dt.date
+    folds = []
+    for fold in plan.folds:
+        training, origin = frame[dates.isin(fold.training)], frame[dates == fold.origin]
+        if len(training) and len(origin):
+            folds.append(FoldRows(fold.origin, training, origin))
+    return folds

@@ -14,30 +14,44 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from models.schema import FeatureSchema
 
 
-def train_logistic_baseline(frame: pd.DataFrame, labels: pd.Series, feature_names: list[str], seed: int) -> Pipeline:
-    schema = FeatureSchema.from_frame(frame, feature_names)
-    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
+def signed_log1p(x):
+    """sign(x) log(1 + |x|): counts, amounts and day spans are long-tailed, and a linear
+    model on their logarithm is far less at the mercy of a few extreme customers."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def linear_columns(schema: FeatureSchema) -> ColumnTransformer:
+    """Numeric features: signed log, median imputation with missing-value indicators,
+    standardisation; categorical ones: one-hot (rare levels pooled). Fitted on training rows."""
+    numeric = make_pipeline(FunctionTransformer(signed_log1p, feature_names_out="one-to-one"),
+                            SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
     categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
                                 OneHotEncoder(handle_unknown="ignore", min_frequency=20))
-    columns = ColumnTransformer([("numeric", numeric, list(schema.numeric)),
-                                 ("categorical", categorical, list(schema.categories))])
-    model = Pipeline([("columns", columns),
-                      ("logistic", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
-    model.fit(_plain(frame, schema), labels)
+    return ColumnTransformer([("numeric", numeric, list(schema.numeric)),
+                              ("categorical", categorical, list(schema.categories))])
+
+
+def train_logistic_baseline(frame: pd.DataFrame, labels: pd.Series, feature_names: list[str], seed: int,
+                            strength: float = 0.5) -> Pipeline:
+    """A regularised logistic regression (inverse regularisation strength `strength`)."""
+    schema = FeatureSchema.from_frame(frame, feature_names)
+    model = Pipeline([("columns", linear_columns(schema)),
+                      ("logistic", LogisticRegression(C=strength, max_iter=2000, random_state=seed))])
+    model.fit(plain_frame(frame, schema), labels)
     model.schema = schema
     return model
 
 
 def predict_logistic_baseline(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(_plain(frame, model.schema))[:, 1]
+    return model.predict_proba(plain_frame(frame, model.schema))[:, 1]
 
 
-def _plain(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+def plain_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
     """Numeric columns as float; categoricals as text with NaN for missing (sklearn's
     imputer and encoder work on object columns)."""
     out = frame[schema.names].copy()

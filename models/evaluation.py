@@ -1,5 +1,8 @@
-"""Fit a model on the training cutoffs and judge it, beside its baselines, on the held-out
-validation cutoff: the numbers and pictures a training run logs.
+"""Judge the candidates on the walk-forward backtest, refit the winner on the freshest
+complete labels, and gather the numbers and pictures a training run logs.
+
+Every figure here is forward: at each backtest origin, models learned only from labels
+that ended by it, and were compared with what customers did after it.
 
 Pure functions of frames: no disk, no MLflow (pipeline/tracking/ logs what they return)."""
 
@@ -14,20 +17,24 @@ from matplotlib.figure import Figure
 
 from features.feature import Feature
 from models import plots
-from models.baselines import overdue_rule_score, predict_logistic_baseline, train_logistic_baseline
-from models.churn import ChurnModel, train_churn_model
-from models.clv import ClvModel, train_clv_model
-from models.lifetime import LifetimeModel
-from models.metrics import auc_gain_interval, churn_metrics, clv_metrics, decile_table
+from models.baselines import overdue_rule_score
+from models.churn import ChurnModel, drift_reference, input_schema
+from models.clv import ClvModel
+from models.forward.backtest import Backtest, Fold, backtest, refit
+from models.lifetime import LIFETIME_FEATURES, LifetimeModel
+from models.metrics import churn_metrics, clv_metrics, decile_table
 from models.practice_formula import DAYS_PER_YEAR, expected_lifespan_years, practice_clv
 from models.reason_check import count_contradictions
 from models.reason_families import FAMILIES
 from models.reasons import top_reason_agreement, top_reasons
 
-if TYPE_CHECKING:  # the split is built by features/model_input.py; only its shape matters here
-    from features.model_input import Split
+if TYPE_CHECKING:  # built by features/model_input.py; only their shape matters here
+    from features.model_input import FoldRows
 
-SHAP_SAMPLE_ROWS = 5_000
+SHAP_SAMPLE_ROWS = 2_000
+CHURN_METRICS = ("roc_auc", "pr_auc", "ece", "brier", "log_loss", "top_decile_lift", "capture_top_10pct",
+                 "capture_top_20pct", "churn_rate")
+CLV_METRICS = ("spearman", "normalized_gini", "mae", "aggregate_error_pct")
 
 
 @dataclass
@@ -36,68 +43,100 @@ class Evaluation:
     metrics: dict[str, float]
     figures: dict[str, Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    backtest: Backtest | None = None
+    # per origin, oldest first: {metric: value} of the candidate that ships (and baselines)
+    per_origin: list[dict[str, float]] = field(default_factory=list)
 
 
-def fit_lifetime_model(fit_rows: pd.DataFrame, churn_horizon_days: int, clv_horizon_days: int) -> LifetimeModel:
-    """BG/NBD and Gamma-Gamma on the customers of the latest fitting cutoff (one row each)."""
-    latest = fit_rows[fit_rows["cutoff_date"] == fit_rows["cutoff_date"].max()]
-    return LifetimeModel.fit(latest, churn_horizon_days, clv_horizon_days)
+@dataclass(frozen=True)
+class Horizons:
+    churn_days: int
+    clv_days: int
 
 
-def evaluate_churn(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel,
-                   catalog: list[Feature], oracle: np.ndarray | None = None,
+def fit_lifetime_model(rows: pd.DataFrame, horizons: Horizons) -> LifetimeModel:
+    """BG/NBD and Gamma-Gamma on the customers of the latest cutoff of `rows` (one row each)."""
+    latest = rows[rows["cutoff_date"] == rows["cutoff_date"].max()]
+    return LifetimeModel.fit(latest, horizons.churn_days, horizons.clv_days)
+
+
+def enrich_folds(folds: list[FoldRows], horizons: Horizons) -> list[Fold]:
+    """Each fold's rows with the outputs of a lifetime model fitted on its own training rows."""
+    out = []
+    for fold in folds:
+        lifetime = fit_lifetime_model(fold.training, horizons)
+        out.append(Fold(fold.origin_date, lifetime.enrich(fold.training), lifetime.enrich(fold.origin)))
+    return out
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the backtest may choose among, and how."""
+
+    seed: int
+    tolerance: float
+    tuned: dict | None = None  # `churn tune`'s best LightGBM setting (one more grid point)
+    explicit: dict | None = None  # LightGBM parameters given in the config (over every point)
+
+
+def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: list[str], choice: Choice,
+                   horizons: Horizons, catalog: list[Feature], oracles: list[np.ndarray] | None = None,
                    reasons_per_customer: int | None = None) -> Evaluation:
-    """The churn model, the logistic-regression, BG/NBD and overdue-rule baselines, and (on
-    the demo world) the oracle, all on the same validation customers.
+    """The churn candidates on the backtest, and the winner refit on `production`.
 
     `reason_contradictions` counts the reasons that contradict their customer's features
-    (models/reason_check.py), written as scoring writes them, for every validation customer
-    whatever their probability: a superset of any tier's list, so that no tier threshold is
-    restated here. With `reasons_per_customer` None, every risk-raising family that has a
-    reason is checked (a superset of any shorter list)."""
-    label = "is_churned"
-    model = train_churn_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params,
-                              seed, lifetime)
-    logistic = train_logistic_baseline(split.fit, split.fit[label], features, seed)
-    y = split.valid[label].to_numpy()
-    scores = {
-        "churn model": model.predict(split.valid),
-        "logistic regression": predict_logistic_baseline(logistic, split.valid),
-        "BG/NBD P(no purchase)": lifetime.features(split.valid)["bgnbd_probability_no_purchase"].to_numpy(),
-        "overdue rule": overdue_rule_score(split.valid),
-    }
-    metrics = churn_metrics(y, scores["churn model"])
-    metrics |= _prefixed("baseline_logistic", churn_metrics(y, scores["logistic regression"]), ("roc_auc", "pr_auc",
-                                                                                                 "top_decile_lift"))
-    metrics |= _prefixed("baseline_bgnbd", _ranking_metrics(y, scores["BG/NBD P(no purchase)"]),
-                         ("roc_auc", "pr_auc", "top_decile_lift"))
-    metrics |= _prefixed("baseline_overdue_rule", _ranking_metrics(y, scores["overdue rule"]), ("roc_auc", "pr_auc",
-                                                                                                  "top_decile_lift"))
-    for prefix, name in (("baseline_logistic", "logistic regression"), ("baseline_bgnbd", "BG/NBD P(no purchase)"),
-                         ("baseline_overdue_rule", "overdue rule")):
-        low, high = auc_gain_interval(y, scores["churn model"], _ranks(scores[name]), seed)
-        metrics[f"{prefix}_auc_gain_ci_low"], metrics[f"{prefix}_auc_gain_ci_high"] = low, high
-    if oracle is not None:
-        scores["oracle (true probability)"] = oracle
-        metrics |= _prefixed("oracle", churn_metrics(y, oracle), ("roc_auc", "pr_auc", "top_decile_lift"))
+    (models/reason_check.py), written as scoring writes them, for every customer of the
+    latest origin whatever their probability (a superset of any tier's list)."""
+    enriched = enrich_folds(folds, horizons)
+    result = backtest("churn", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
+                      choice.tuned, choice.explicit)
+    lifetime = fit_lifetime_model(production, horizons)
+    rows = lifetime.enrich(production)
+    scorer, calibrator = refit("churn", result, rows, [*features, *LIFETIME_FEATURES], choice.seed)
+    model = ChurnModel(input_schema(production, features), scorer, calibrator, lifetime, result.chosen)
+    freshest = production[production["cutoff_date"] == production["cutoff_date"].max()]
+    model.reference = drift_reference(model, freshest)
+
+    chosen = result.results[result.chosen]
+    per_origin = []
+    for k, fold in enumerate(enriched):
+        y = result.targets[k]
+        row = {name: chosen.fold_metrics[k][name] for name in CHURN_METRICS}
+        row |= {f"candidate_{n}_{m}": r.fold_metrics[k][m] for n, r in result.results.items()
+                for m in ("roc_auc", "pr_auc", "ece")}
+        row["baseline_overdue_rule_roc_auc"] = churn_metrics(y, _ranks(overdue_rule_score(fold.origin)))["roc_auc"]
+        if oracles is not None:
+            row["oracle_roc_auc"] = churn_metrics(y, oracles[k])["roc_auc"]
+        per_origin.append(row)
+    metrics = _means(per_origin)
+    metrics["roc_auc_std"] = float(np.std([r["roc_auc"] for r in per_origin]))
+    metrics["baseline_logistic_roc_auc"] = metrics["candidate_logistic_roc_auc"]
+    metrics["baseline_bgnbd_roc_auc"] = metrics["candidate_bgnbd_roc_auc"]
+    if oracles is not None:
         metrics["auc_share_of_oracle"] = metrics["roc_auc"] / metrics["oracle_roc_auc"]
-    # Exact SHAP on a sample: the summary plot, and the check of the fast path attributions
-    # that the at-risk list's reasons use (same strongest reason for most customers).
-    sample = split.valid.sample(min(len(split.valid), SHAP_SAMPLE_ROWS), random_state=seed).sort_index()
+    metrics["backtest_origins"] = len(enriched)
+
+    latest = folds[-1].origin
+    sample = latest.sample(min(len(latest), SHAP_SAMPLE_ROWS), random_state=choice.seed).sort_index()
     shap = model.shap_values(sample)
     metrics["reason_agreement_with_shap"] = top_reason_agreement(model.contributions(sample), shap, catalog)
-    metrics["reason_contradictions"] = reason_contradictions(model, split.valid, catalog,
+    metrics["reason_contradictions"] = reason_contradictions(model, latest, catalog,
                                                              reasons_per_customer or len(FAMILIES))
+    table = result.table()
+    y_all = np.concatenate(result.targets)
+    pooled = {f"{n} ({r.setting})": np.concatenate(r.calibrated) for n, r in result.results.items()}
     figures = {
-        "roc.png": plots.roc_figure(y, scores),
-        "precision_recall.png": plots.precision_recall_figure(y, scores),
-        "calibration.png": plots.calibration_figure(y, scores["churn model"]),
-        "gains.png": plots.gains_figure(y, scores),
-        "churn_importance.png": plots.importance_figure(
-            model.schema.names, model.booster.booster_.feature_importance("gain"), "Churn model: importance (gain)"),
+        "backtest.png": plots.backtest_figure(table, "roc_auc", "Churn: ROC AUC at each backtest origin"),
+        "roc.png": plots.roc_figure(y_all, pooled),
+        "precision_recall.png": plots.precision_recall_figure(y_all, pooled),
+        "calibration.png": plots.calibration_figure(y_all, np.concatenate(chosen.calibrated)),
+        "gains.png": plots.gains_figure(y_all, pooled),
+        "churn_importance.png": plots.importance_figure(list(model.importance().index),
+                                                        model.importance().to_numpy(),
+                                                        f"Churn model ({result.chosen}): importance"),
         "shap_summary.png": plots.shap_summary_figure(shap, sample),
     }
-    return Evaluation(model, metrics, figures)
+    return Evaluation(model, metrics, figures, {"churn_backtest": table}, result, per_origin)
 
 
 def reason_contradictions(model: ChurnModel, rows: pd.DataFrame, catalog: list[Feature], count: int) -> int:
@@ -107,46 +146,58 @@ def reason_contradictions(model: ChurnModel, rows: pd.DataFrame, catalog: list[F
     return count_contradictions(texts, rows, rows)
 
 
-def evaluate_clv(split: Split, features: list[str], params: dict, seed: int, lifetime: LifetimeModel) -> Evaluation:
-    """The CLV model, BG/NBD x Gamma-Gamma and the practice formula on the same customers."""
-    label = "future_revenue"
-    model = train_clv_model(split.fit, split.fit[label], split.holdout, split.holdout[label], features, params,
-                            seed, lifetime)
-    y = split.valid[label].to_numpy()
-    predicted = model.predict(split.valid)
-    metrics = clv_metrics(y, predicted)
-    baselines = {
-        "bgnbd_gamma_gamma": lifetime.features(split.valid)["bgnbd_gamma_gamma_clv"].fillna(0).to_numpy(),
-        "practice_formula": practice_formula_clv(split, lifetime),
-    }
-    for name, prediction in baselines.items():
-        metrics |= _prefixed(f"baseline_{name}", clv_metrics(y, prediction), ("spearman", "normalized_gini", "mae",
-                                                                               "aggregate_error_pct"))
-    deciles = decile_table(y, predicted)
+def evaluate_clv(folds: list[FoldRows], production: pd.DataFrame, features: list[str], choice: Choice,
+                 horizons: Horizons) -> Evaluation:
+    """The CLV candidates on the backtest, beside the practice formula, and the winner refit."""
+    enriched = enrich_folds(folds, horizons)
+    result = backtest("clv", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
+                      choice.tuned, choice.explicit)
+    lifetime = fit_lifetime_model(production, horizons)
+    scorer, calibrator = refit("clv", result, lifetime.enrich(production), [*features, *LIFETIME_FEATURES],
+                               choice.seed)
+    model = ClvModel(input_schema(production, features), scorer, calibrator, lifetime, result.chosen)
+
+    chosen = result.results[result.chosen]
+    per_origin = []
+    for k, (raw, fold) in enumerate(zip(folds, enriched, strict=True)):
+        row = {name: chosen.fold_metrics[k][name] for name in CLV_METRICS}
+        row |= {f"candidate_{n}_{m}": r.fold_metrics[k][m] for n, r in result.results.items()
+                for m in ("spearman", "aggregate_error_pct")}
+        practice = practice_formula_clv(raw.training, fold.origin, horizons)
+        row |= {f"baseline_practice_formula_{m}": v for m, v in clv_metrics(result.targets[k], practice).items()
+                if m in ("spearman", "aggregate_error_pct")}
+        per_origin.append(row)
+    metrics = _means(per_origin)
+    metrics["spearman_std"] = float(np.std([r["spearman"] for r in per_origin]))
+    metrics["baseline_bgnbd_gamma_gamma_spearman"] = metrics["candidate_bgnbd_gamma_gamma_spearman"]
+    metrics["backtest_origins"] = len(enriched)
+    y_all, predicted = np.concatenate(result.targets), np.concatenate(chosen.calibrated)
+    deciles = decile_table(y_all, predicted)
+    table = result.table()
     figures = {
+        "clv_backtest.png": plots.backtest_figure(table, "spearman", "CLV: Spearman at each backtest origin"),
         "clv_deciles.png": plots.decile_figure(deciles),
-        "clv_importance.png": plots.importance_figure(
-            model.schema.names, model.booster.booster_.feature_importance("gain"), "CLV model: importance (gain)"),
+        "clv_importance.png": plots.importance_figure(list(model.importance().index), model.importance().to_numpy(),
+                                                      f"CLV model ({result.chosen}): importance"),
     }
-    return Evaluation(model, metrics, figures, {"clv_deciles": deciles})
+    return Evaluation(model, metrics, figures, {"clv_deciles": deciles, "clv_backtest": table}, result, per_origin)
 
 
-def practice_formula_clv(split: Split, lifetime: LifetimeModel) -> np.ndarray:
-    """The practice formula (models/practice_formula.py) per validation customer over the CLV
-    horizon, with the lifespan implied by the churn rate of the fitting cutoffs."""
-    horizon_churn = float(np.clip(split.fit["is_churned"].mean(), 1e-6, 1))
-    lifespan = expected_lifespan_years(horizon_churn, lifetime.churn_horizon_days)
-    years_known = (split.valid["days_since_first_purchase"].clip(lower=30) / DAYS_PER_YEAR).clip(upper=1)
-    per_year = split.valid["purchases_365d"] / years_known if "purchases_365d" in split.valid \
-        else split.valid["purchases_total"] / years_known
-    revenue = practice_clv(split.valid["average_order_value"].fillna(0), per_year, lifespan,
-                           horizon_years=lifetime.clv_horizon_days / DAYS_PER_YEAR)
-    return np.nan_to_num(revenue)
+def practice_formula_clv(training: pd.DataFrame, origin: pd.DataFrame, horizons: Horizons) -> np.ndarray:
+    """The practice formula (models/practice_formula.py) per origin customer over the CLV
+    horizon, with the lifespan implied by the churn rate of the fold's training rows."""
+    horizon_churn = float(np.clip(training["is_churned"].mean(), 1e-6, 1))
+    lifespan = expected_lifespan_years(horizon_churn, horizons.churn_days)
+    years_known = (origin["days_since_first_purchase"].clip(lower=30) / DAYS_PER_YEAR).clip(upper=1)
+    per_year = origin["purchases_365d"] / years_known if "purchases_365d" in origin \
+        else origin["purchases_total"] / years_known
+    revenue = practice_clv(origin["average_order_value"].fillna(0), per_year, lifespan,
+                           horizon_years=horizons.clv_days / DAYS_PER_YEAR)
+    return np.nan_to_num(np.asarray(revenue, dtype=float))
 
 
-def _ranking_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """Metrics of a score that is a ranking, not a probability."""
-    return churn_metrics(y, _ranks(score))
+def _means(per_origin: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(v) for k, v in pd.DataFrame(per_origin).mean().items()}
 
 
 def _ranks(score: np.ndarray) -> np.ndarray:
@@ -154,7 +205,3 @@ def _ranks(score: np.ndarray) -> np.ndarray:
     score = np.asarray(score, dtype=float)
     filled = np.where(np.isnan(score), np.nanmin(score) if np.isfinite(score).any() else 0.0, score)
     return pd.Series(filled).rank(pct=True).to_numpy()
-
-
-def _prefixed(prefix: str, metrics: dict[str, float], keep: tuple[str, ...]) -> dict[str, float]:
-    return {f"{prefix}_{k}": metrics[k] for k in keep}

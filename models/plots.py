@@ -98,3 +98,18 @@ def decile_figure(table: pd.DataFrame) -> Figure:
            title="CLV by predicted decile", xticks=x)
     ax.legend()
     return fig
+
+
+def backtest_figure(table: pd.DataFrame, metric: str, title: str) -> Figure:
+    """Each candidate's metric at every backtest origin (the chosen one drawn bold)."""
+    fig, ax = _figure()
+    per_origin = table[table["origin"] != "mean"]
+    for name, rows in per_origin.groupby("candidate", sort=False):
+        chosen = bool(rows["chosen"].iloc[0])
+        ax.plot(rows["origin"], rows[metric], marker="o", linewidth=2.5 if chosen else 1.0,
+                label=f"{name} ({rows['setting'].iloc[0]})" + (": ships" if chosen else ""))
+    ax.set_xlabel("backtest origin (trained only on labels that ended by it)")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

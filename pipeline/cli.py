@@ -195,7 +195,7 @@ def train(
     if promote not in ("auto", "force", "never"):
         raise typer.BadParameter("--promote must be auto, force or never")
     cfg = _config(config, data)
-    summary = run_training(_tables(cfg), cfg, promote, config.read_text(encoding="utf-8"))
+    summary = run_training(_tables(cfg), cfg, promote, config.read_text(encoding="utf-8"), config.stem)
     _log_training_summary(summary)
 
 
@@ -298,7 +298,7 @@ def demo(
             info.update(generate_world(cfg.data.path, n_customers=customers or cfg.demo.customers,
                                        seed=cfg.demo.seed, replace=True))
         tables = _tables(cfg)
-        summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"))
+        summary = run_training(tables, cfg, "auto", config.read_text(encoding="utf-8"), config.stem)
         _log_training_summary(summary)
         as_of = tables.last_event_at().date() + dt.timedelta(days=1)
         manifest = run_scoring(tables, cfg, as_of)

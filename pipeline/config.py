@@ -97,11 +97,16 @@ class FeaturesConfig(Section):
 
 
 class TrainingConfig(Section):
-    cutoffs: Annotated[int, Field(ge=2, le=60)] = 6
+    cutoffs: Annotated[int, Field(ge=1, le=60)] = 6
     spacing_days: PositiveDays = 30
-    # Latest cutoff, held out for validation. Default: the latest first-of-month whose
-    # label window is complete before the data ends.
+    # Walk-forward backtest: this many origins, spacing_days apart, judge every choice.
+    backtest_origins: Annotated[int, Field(ge=2, le=24)] = 3
+    # The latest backtest origin. Default: the latest first-of-month whose label window is
+    # complete before the data ends. The production refit always uses the freshest labels.
     validation_cutoff: dt.date | None = None
+    # A simpler candidate ships unless a more complex one beats it by more than the
+    # backtest's noise (the standard error of their per-origin differences) or this much.
+    selection_tolerance: Annotated[float, Field(ge=0, le=0.1)] = 0.002
 
 
 class ModelConfig(Section):
@@ -311,11 +316,13 @@ def load_tuned_params(path: Path) -> dict[str, dict]:
     return {"churn": loaded.get("churn", {}), "clv": loaded.get("clv", {})}
 
 
-def model_params(cfg: ModelConfig) -> dict[str, dict]:
-    """The LightGBM parameters of each model: those `churn tune` found, overridden by any
-    given explicitly in the config."""
+def model_params(cfg: ModelConfig) -> dict[str, dict[str, dict]]:
+    """Per model, the LightGBM settings the backtest may use: `tuned` (what `churn tune`
+    found: one more point of the complexity grid) and `explicit` (given in the config:
+    applied over every point)."""
     tuned = load_tuned_params(cfg.tuned_params_path)
-    return {"churn": tuned["churn"] | cfg.churn_params, "clv": tuned["clv"] | cfg.clv_params}
+    return {"churn": {"tuned": tuned["churn"], "explicit": dict(cfg.churn_params)},
+            "clv": {"tuned": tuned["clv"], "explicit": dict(cfg.clv_params)}}
 
 
 def parse_config(raw: dict, source: str = "<dict>") -> Config:

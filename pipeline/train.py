@@ -1,21 +1,29 @@
-"""`churn train`: build the training frame, fit both models, judge them beside their
-baselines on the held-out validation cutoff, then log, register and promote in MLflow.
+"""`churn train`: build the training frame, judge every candidate on the walk-forward
+backtest, refit the winners on the freshest complete labels, then log, register and
+promote them in MLflow.
 
-Time-aware by construction (features/model_input.py): the booster learns from the earlier
-training cutoffs, the latest training cutoff calibrates (churn) and stops boosting (both),
-and the validation cutoff, whose labels start after every training label has ended, only
-measures."""
+Forward-honest by construction (features/model_input.py): at each backtest origin the
+candidates learn only from labels that ended by it; the refit that ships learns from the
+latest cutoffs whose label windows are complete, with the settings the backtest chose."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from features.catalog import feature_catalog
-from features.model_input import CutoffPlan, all_cutoffs, build_training_frame, plan_cutoffs, split_frame
-from models.evaluation import evaluate_churn, evaluate_clv, fit_lifetime_model
+from features.model_input import (
+    CutoffPlan,
+    FoldRows,
+    all_cutoffs,
+    build_training_frame,
+    fold_rows,
+    plan_cutoffs,
+    rows_at,
+)
+from features.population import latest_complete_cutoff
+from models.evaluation import Choice, Horizons, evaluate_churn, evaluate_clv
 from pipeline import tracking
 from pipeline.config import Config, model_params
 from pipeline.demo import is_demo_world
@@ -23,40 +31,53 @@ from pipeline.logs import stage
 from pipeline.tables import Tables
 
 
-def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", "never"], config_text: str) -> dict:
+def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", "never"], config_text: str,
+                 config_name: str = "config") -> dict:
     """Train both models, log one MLflow run, register the models; return the run summary."""
-    data_end = tables.last_event_at().date()
-    plans = {"churn": plan_cutoffs(data_end, cfg.training, cfg.churn.horizon_days),
-             "clv": plan_cutoffs(data_end, cfg.training, cfg.clv.horizon_days)}
+    plans = training_plans(tables, cfg)
     with stage("build training frame") as info:
         frame = build_training_frame(tables, cfg, all_cutoffs(plans.values()))
         info["rows"], info["cutoffs"] = len(frame), len(all_cutoffs(plans.values()))
     catalog = feature_catalog(cfg.features)
     features = [f.name for f in catalog if f.name in frame]
     params = model_params(cfg.model)
-    churn_split, clv_split = split_frame(frame, plans["churn"]), split_frame(frame, plans["clv"])
-    with stage("fit BG/NBD and Gamma-Gamma lifetime models"):
-        churn_lifetime = fit_lifetime_model(churn_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
-        clv_lifetime = fit_lifetime_model(clv_split.fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
-    with stage("train and validate churn model") as info:
-        oracle = demo_world_oracle(cfg, churn_split.valid, plans["churn"])
-        churn = evaluate_churn(churn_split, features, params["churn"], cfg.model.seed, churn_lifetime, catalog, oracle,
-                               cfg.scoring.reasons_per_customer)
-        info["validation_rows"], info["roc_auc"] = len(churn_split.valid), round(churn.metrics["roc_auc"], 4)
-    with stage("train and validate clv model") as info:
-        clv = evaluate_clv(clv_split, features, params["clv"], cfg.model.seed, clv_lifetime)
-        info["validation_rows"], info["spearman"] = len(clv_split.valid), round(clv.metrics["spearman"], 4)
+    horizons = Horizons(cfg.churn.horizon_days, cfg.clv.horizon_days)
+    folds = {kind: fold_rows(frame, plan) for kind, plan in plans.items()}
+    production = {kind: rows_at(frame, plan.production) for kind, plan in plans.items()}
+    choice = {kind: Choice(cfg.model.seed, cfg.training.selection_tolerance, params[kind]["tuned"] or None,
+                           params[kind]["explicit"] or None) for kind in plans}
+    with stage("backtest churn candidates and refit the winner") as info:
+        churn = evaluate_churn(folds["churn"], production["churn"], features, choice["churn"], horizons, catalog,
+                               demo_world_oracles(cfg, folds["churn"]), cfg.scoring.reasons_per_customer)
+        info |= {"origins": len(folds["churn"]), "chosen": churn.backtest.chosen,
+                 "roc_auc": round(churn.metrics["roc_auc"], 4)}
+    with stage("backtest clv candidates and refit the winner") as info:
+        clv = evaluate_clv(folds["clv"], production["clv"], features, choice["clv"], horizons)
+        info |= {"origins": len(folds["clv"]), "chosen": clv.backtest.chosen,
+                 "spearman": round(clv.metrics["spearman"], 4)}
     trained = tracking.TrainedModels(
-        churn=churn, clv=clv, plans=plans, validation_rows={"churn": churn_split.valid, "clv": clv_split.valid},
-        params=params, training_rows=len(frame), data_fingerprint=tables.fingerprint(), config_text=config_text)
+        churn=churn, clv=clv, plans=plans, example_rows={k: production[k].tail(50) for k in plans},
+        params=params, training_rows=len(frame), data_fingerprint=tables.fingerprint(), config_text=config_text,
+        config_name=config_name, frame=frame)
     return tracking.log_training_run(cfg, trained, promote)
 
 
-def demo_world_oracle(cfg: Config, valid: pd.DataFrame, plan: CutoffPlan) -> np.ndarray | None:
-    """On a generated demo world, the true churn probability of each validation customer (the
-    best any model could do); None on real data, which has no truth."""
+def training_plans(tables: Tables, cfg: Config) -> dict[str, CutoffPlan]:
+    """Both models' plans on one grid of cutoffs, anchored at the churn model's latest
+    complete cutoff, so that the frame is built once for both."""
+    data_end = tables.last_event_at().date()
+    anchor = latest_complete_cutoff(data_end, min(cfg.churn.horizon_days, cfg.clv.horizon_days))
+    return {"churn": plan_cutoffs(data_end, cfg.training, cfg.churn.horizon_days, anchor),
+            "clv": plan_cutoffs(data_end, cfg.training, cfg.clv.horizon_days, anchor)}
+
+
+def demo_world_oracles(cfg: Config, folds: list[FoldRows]) -> list[np.ndarray] | None:
+    """On a generated demo world, the true churn probability of each origin's customers
+    (the best any model could do); None on real data, which has no truth."""
     if not is_demo_world(cfg.data.path):
         return None
     from pipeline.demo.truth import oracle_for  # only a demo world has a truth to read
 
-    return oracle_for(cfg.data.path, valid["customer_id"], plan.validation, cfg.churn.horizon_days)
+    return [oracle_for(cfg.data.path, fold.origin["customer_id"], fold.origin_date, cfg.churn.horizon_days)
+            for fold in folds]
+

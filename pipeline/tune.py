@@ -1,4 +1,4 @@
-"""`churn tune`: an Optuna study per model, persistent in SQLite so that an interrupted
+"""`churn tune`: an Optuna study per model on the walk-forward backtest, persistent in SQLite so that an interrupted
 study resumes; best parameters go to MLflow and to `model.tuned_params_path`, where
 `churn train` picks them up (explicit `model.*_params` in the config still win).
 
@@ -17,8 +17,9 @@ import optuna
 import yaml
 
 from features.catalog import feature_catalog
-from features.model_input import CutoffPlan, build_training_frame, plan_cutoffs, rows_at
-from models.evaluation import fit_lifetime_model
+from features.model_input import CutoffPlan, all_cutoffs, build_training_frame, fold_rows
+from models.errors import ModelDataError
+from models.evaluation import Horizons, enrich_folds
 from models.lifetime import LIFETIME_FEATURES
 from models.tuning import TuningData, churn_objective, clv_objective, tuned_params
 from pipeline import tracking
@@ -75,14 +76,14 @@ class StopAfterTrial:
 
 
 def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None, storage: str) -> dict:
-    """Tune both models on their holdout cutoffs; write and return the best parameters (when
+    """Tune both models on their backtests; write and return the best parameters (when
     stopped by a signal, those found so far, then raise Interrupted)."""
-    data_end = tables.last_event_at().date()
-    plans = {"churn": plan_cutoffs(data_end, cfg.training, cfg.churn.horizon_days),
-             "clv": plan_cutoffs(data_end, cfg.training, cfg.clv.horizon_days)}
+    from pipeline.train import training_plans  # the plans training judges on
+
+    plans = training_plans(tables, cfg)
     try:
         with stage("build tuning frame") as info, on_signals(raise_signalled):
-            frame = build_training_frame(tables, cfg, sorted({c for p in plans.values() for c in p.training}))
+            frame = build_training_frame(tables, cfg, all_cutoffs(plans.values()))
             info["rows"] = len(frame)
     except Signalled as exc:
         signal_handled()
@@ -91,19 +92,19 @@ def run_tuning(tables: Tables, cfg: Config, trials: int, timeout_s: float | None
     best: dict[str, dict] = {}
     stop, interrupted = StopAfterTrial(), None
     rdb = open_storage(storage, cfg.tracking.busy_timeout_seconds)
-    with tracking.tracked_run(cfg.tracking, f"tune-{plans['churn'].validation}", signals=(signal.SIGTERM,)), \
+    with tracking.tracked_run(cfg.tracking, f"tune-{plans['churn'].latest_origin}", signals=(signal.SIGTERM,)), \
             on_signals(stop.handle, (signal.SIGINT,)):
         try:
-            for name, (direction, objective, label, _) in STUDIES.items():
+            for name, (direction, objective, _, _) in STUDIES.items():
                 if not stop.requested:
-                    run_study(f"{name}-{plans[name].validation}", direction, objective,
-                              tuning_data(frame, plans[name], label, features, cfg), trials, timeout_s, rdb,
+                    run_study(f"{name}-{plans[name].latest_origin}", direction, objective,
+                              tuning_data(frame, plans[name], name, features, cfg), trials, timeout_s, rdb,
                               cfg.model.seed, stop)
         except Signalled as exc:  # SIGTERM, or a second Ctrl-C: the trial running was failed
             interrupted = exc
             signal_handled()
         for name, (_, _, _, measure) in STUDIES.items():  # this session's and earlier sessions' trials
-            if (study := finished_study(f"{name}-{plans[name].validation}", rdb)) is not None:
+            if (study := finished_study(f"{name}-{plans[name].latest_origin}", rdb)) is not None:
                 best[name] = tuned_params(study)
                 tracking.log_tuning_result(name, best[name], measure, study.best_value)
         with deferred_signals():
@@ -132,13 +133,13 @@ def write_best(best: dict[str, dict], cfg: Config) -> None:
              cfg.model.tuned_params_path)
 
 
-def tuning_data(frame, plan: CutoffPlan, label: str, features: list[str], cfg: Config) -> TuningData:
-    """The rows the models learn from and are judged on while tuning, with the lifetime
-    model's outputs added exactly as training adds them."""
-    fit, holdout = rows_at(frame, plan.fit), rows_at(frame, [plan.holdout])
-    lifetime = fit_lifetime_model(fit, cfg.churn.horizon_days, cfg.clv.horizon_days)
-    fit, holdout = lifetime.enrich(fit), lifetime.enrich(holdout)
-    return TuningData(fit, fit[label], holdout, holdout[label], [*features, *LIFETIME_FEATURES])
+def tuning_data(frame, plan: CutoffPlan, kind: str, features: list[str], cfg: Config) -> TuningData:
+    """The backtest's folds, with the lifetime model's outputs added exactly as training adds them."""
+    folds = enrich_folds(fold_rows(frame, plan), Horizons(cfg.churn.horizon_days, cfg.clv.horizon_days))
+    if len(folds) < 2:
+        raise ModelDataError(f"The {kind} backtest needs at least two origins with active customers; the data "
+                             f"allows {len(folds)}.")
+    return TuningData(kind, folds, [*features, *LIFETIME_FEATURES])
 
 
 def open_storage(url: str, busy_timeout_s: float) -> optuna.storages.BaseStorage:

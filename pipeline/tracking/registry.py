@@ -43,12 +43,12 @@ class PyfuncModel(mlflow.pyfunc.PythonModel):
         return self.model.predict(model_input)
 
 
-def log_model(model, name: str, example: pd.DataFrame) -> str:
-    """Log and register a fitted model as a pyfunc model; return the new version."""
-    info = mlflow.pyfunc.log_model(name=name, python_model=PyfuncModel(model), input_example=example,
+def log_model(model, name: str, example: pd.DataFrame):
+    """Log and register a fitted model as a pyfunc model; return MLflow's model info (its
+    `registered_model_version` and `model_id`)."""
+    return mlflow.pyfunc.log_model(name=name, python_model=PyfuncModel(model), input_example=example,
                                    signature=infer_signature(example, model.predict(example)),
                                    pip_requirements=PIP_REQUIREMENTS, registered_model_name=name)
-    return str(info.registered_model_version)
 
 
 @dataclass

@@ -96,6 +96,11 @@ def store_failure(exc: BaseException, cfg: TrackingConfig) -> TrackingError | No
     return None
 
 
+# The MLflow UI opens an experiment of this kind on its runs (model training), not on its
+# GenAI traces view.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def start_tracking(cfg: TrackingConfig) -> MlflowClient:
     """Point MLflow at the configured store (checked first) and make sure the experiment exists."""
     with guarded(cfg):
@@ -115,8 +120,11 @@ def start_tracking(cfg: TrackingConfig) -> MlflowClient:
             artifact_location = None
             if path is not None:  # a local store keeps its artifacts beside it
                 artifact_location = cfg.artifact_dir.resolve().as_uri()
-            mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location)
-        mlflow.set_experiment(cfg.experiment)
+            mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
+        experiment = mlflow.set_experiment(cfg.experiment)
+        if any(experiment.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):  # made by an older version
+            for key, value in EXPERIMENT_TAGS.items():
+                mlflow.set_experiment_tag(key, value)
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

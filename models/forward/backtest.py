@@ -1,0 +1,288 @@
+"""The walk-forward backtest that judges every candidate, and the choice it makes.
+
+At each origin, a candidate learns only from the fold's training cutoffs (labels that ended
+by the origin), scores the origin's customers and is compared with what they then did.
+Settings (LightGBM's complexity and rounds, the logistic regression's strength) are chosen
+on the mean over origins; a candidate's per-origin figures use a calibration fitted on the
+other origins only (cross-fitted by origin), so no figure has seen its own answers. The
+simplest candidate within the backtest's noise of the best one ships."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+
+from models.errors import ModelDataError
+from models.forward import candidates as cands
+from models.forward.calibration import CALIBRATORS, FRESHEST_LEVEL, IDENTITY, OUT_OF_TIME
+from models.forward.scorers import BlendScorer
+from models.metrics import churn_metrics, clv_metrics
+
+log = logging.getLogger(__name__)
+PRIMARY = {cands.CHURN: "roc_auc", cands.CLV: "spearman"}
+METRICS = {cands.CHURN: churn_metrics, cands.CLV: clv_metrics}
+LABEL = {cands.CHURN: "is_churned", cands.CLV: "future_revenue"}
+
+
+@dataclass
+class Fold:
+    """A fold's rows, enriched with the lifetime model fitted on its own training rows."""
+
+    origin_date: dt.date
+    training: pd.DataFrame
+    origin: pd.DataFrame
+
+    @property
+    def freshest(self) -> pd.DataFrame:
+        """The training rows of the latest training cutoff: the freshest labels the fold knew."""
+        return self.training[self.training["cutoff_date"] == self.training["cutoff_date"].max()]
+
+
+@dataclass
+class CandidateResult:
+    name: str
+    complexity: int
+    setting: str
+    params: dict
+    predictions: list[np.ndarray]  # out-of-time link (churn) or value (CLV), one array per fold
+    calibrated: list[np.ndarray]  # the same, calibrated on the other origins: probability or revenue
+    fold_metrics: list[dict[str, float]]
+    settings_tried: dict[str, float] = field(default_factory=dict)  # setting -> mean primary metric
+    calibration: str = OUT_OF_TIME
+    freshest: list[np.ndarray] = field(default_factory=list)  # predictions on each fold's freshest rows
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean([m[metric] for m in self.fold_metrics]))
+
+
+@dataclass
+class Backtest:
+    kind: str
+    origins: list[dt.date]
+    results: dict[str, CandidateResult]
+    chosen: str
+    why: str
+    targets: list[np.ndarray]  # what each origin's customers then did
+
+    @property
+    def primary(self) -> str:
+        return PRIMARY[self.kind]
+
+    def table(self) -> pd.DataFrame:
+        """One row per candidate and origin, plus its mean: what the run's table shows."""
+        rows = []
+        for result in self.results.values():
+            for origin, metrics in zip(self.origins, result.fold_metrics, strict=True):
+                rows.append({"candidate": result.name, "origin": origin.isoformat(), **metrics})
+            mean = pd.DataFrame(result.fold_metrics).mean().to_dict()
+            rows.append({"candidate": result.name, "origin": "mean", **mean})
+        table = pd.DataFrame(rows)
+        info = pd.DataFrame([{"candidate": r.name, "complexity": r.complexity, "setting": r.setting,
+                              "calibration": r.calibration, "chosen": r.name == self.chosen,
+                              "settings_tried": ", ".join(f"{k}: {v:.4f}" for k, v in r.settings_tried.items())}
+                             for r in self.results.values()])
+        return info.merge(table, on="candidate")
+
+
+def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, tolerance: float,
+             tuned: dict | None = None, explicit: dict | None = None) -> Backtest:
+    """Every candidate of `kind` on every fold, and the one that ships."""
+    if len(folds) < 2:
+        raise ModelDataError(f"The {kind} backtest needs at least two origins with active customers before and at "
+                             f"them; the data allows {len(folds)}. Use a longer history, or fewer or closer "
+                             "cutoffs (training.cutoffs, training.spacing_days).")
+    targets = [f.origin[LABEL[kind]].to_numpy(dtype=float) for f in folds]
+    context = _Context(kind, folds, tolerance, targets)
+    results = {}
+    for candidate in (cands.CHURN_CANDIDATES if kind == cands.CHURN else cands.CLV_CANDIDATES):
+        if candidate.name == "blend":
+            results["blend"] = _blend(kind, candidate, results, targets)
+        elif candidate.name == "lightgbm":
+            results["lightgbm"] = _lightgbm(context, candidate, features, seed, tuned, explicit)
+        elif candidate.name == "logistic":
+            results["logistic"] = _best_setting(context, candidate, {
+                f"C={c:g}": ({"strength": c}, [cands.fit_logistic(f.training, f.training[LABEL[kind]], features,
+                                                                   seed, c) for f in folds])
+                for c in cands.LOGISTIC_STRENGTHS})
+        else:
+            results[candidate.name] = _best_setting(context, candidate, {
+                "fitted": ({}, [cands.fit_lifetime(kind, f.training) for f in folds])})
+    order = sorted(results, key=lambda n: results[n].complexity)
+    chosen, why = simplest_adequate(order, {n: [m[PRIMARY[kind]] for m in results[n].fold_metrics] for n in order},
+                                    tolerance)
+    return Backtest(kind, [f.origin_date for f in folds], results, chosen, why, targets)
+
+
+def simplest_adequate(order: list[str], scores: dict[str, list[float]], tolerance: float) -> tuple[str, str]:
+    """The simplest of `order` whose per-origin scores trail the best mean by no more than
+    the noise: the standard error of the paired per-origin differences, or `tolerance`."""
+    best = max(order, key=lambda n: (np.mean(scores[n]), -order.index(n)))
+    for name in order:
+        gaps = np.asarray(scores[best]) - np.asarray(scores[name])
+        noise = max(tolerance, float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else tolerance)
+        if gaps.mean() <= noise:
+            if name == best:
+                return name, f"{name} has the best mean ({np.mean(scores[name]):.4f}) and no simpler candidate is " \
+                             f"within the noise of it"
+            return name, (f"{name} ({np.mean(scores[name]):.4f}) is within the backtest's noise ({noise:.4f}) of the "
+                          f"best, {best} ({np.mean(scores[best]):.4f}), and simpler")
+    raise AssertionError("the best candidate is always within its own noise")
+
+
+@dataclass(frozen=True)
+class _Context:
+    kind: str
+    folds: list[Fold]
+    tolerance: float
+    targets: list[np.ndarray]
+
+    def predict(self, scorer, rows: pd.DataFrame) -> np.ndarray:
+        return scorer.link(rows) if self.kind == cands.CHURN else scorer.value(rows)
+
+    @property
+    def freshest_targets(self) -> list[np.ndarray]:
+        return [f.freshest[LABEL[self.kind]].to_numpy(dtype=float) for f in self.folds]
+
+
+def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndarray], method: str = OUT_OF_TIME,
+                 freshest: list[np.ndarray] | None = None, freshest_targets: list[np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
+    """Per origin: the predictions after a calibration fitted on the other origins (with
+    FRESHEST_LEVEL, its level then set on the origin's own freshest training rows, known
+    before the origin)."""
+    out = []
+    for k in range(len(predictions)):
+        others = [j for j in range(len(predictions)) if j != k]
+        calibrator = CALIBRATORS[kind].fit(np.concatenate([predictions[j] for j in others]),
+                                           np.concatenate([targets[j] for j in others]))
+        if method == FRESHEST_LEVEL:
+            calibrator = calibrator.anchored(freshest[k], freshest_targets[k])
+        out.append(calibrator.predict(predictions[k]))
+    return out
+
+
+def calibration_loss(kind: str, metrics: list[dict[str, float]]) -> float:
+    """What the calibration method is chosen by: mean log loss (churn), mean absolute
+    aggregate error (CLV)."""
+    key = "log_loss" if kind == cands.CHURN else "aggregate_error_pct"
+    return float(np.mean([abs(m[key]) for m in metrics]))
+
+
+def _best_setting(context: _Context, candidate: cands.Candidate, tried: dict[str, tuple[dict, list]]
+                  ) -> CandidateResult:
+    """The setting of one candidate that the backtest prefers (simplest first in `tried`),
+    and its calibration method."""
+    kind, targets = context.kind, context.targets
+    origin = {name: [context.predict(s, f.origin) for s, f in zip(scorers, context.folds, strict=True)]
+              for name, (_, scorers) in tried.items()}
+    calibrated = {name: cross_fitted(kind, predictions, targets) for name, predictions in origin.items()}
+    metrics = {name: [METRICS[kind](y, p) for y, p in zip(targets, c, strict=True)] for name, c in calibrated.items()}
+    scores = {name: [m[PRIMARY[kind]] for m in fold] for name, fold in metrics.items()}
+    setting, _ = simplest_adequate(list(tried), scores, context.tolerance)
+    params, scorers = tried[setting]
+    freshest = [context.predict(s, f.freshest) for s, f in zip(scorers, context.folds, strict=True)]
+    level = cross_fitted(kind, origin[setting], targets, FRESHEST_LEVEL, freshest, context.freshest_targets)
+    level_metrics = [METRICS[kind](y, p) for y, p in zip(targets, level, strict=True)]
+    method = OUT_OF_TIME
+    if calibration_loss(kind, level_metrics) < calibration_loss(kind, metrics[setting]):
+        method, calibrated[setting], metrics[setting] = FRESHEST_LEVEL, level, level_metrics
+    tried_means = {name: float(np.mean(s)) for name, s in scores.items()}
+    return CandidateResult(candidate.name, candidate.complexity, setting, params, origin[setting],
+                           calibrated[setting], metrics[setting], tried_means, method, freshest)
+
+
+def _lightgbm(context: _Context, candidate: cands.Candidate, features: list[str], seed: int, tuned: dict | None,
+              explicit: dict | None) -> CandidateResult:
+    """Each point of the complexity grid on every fold; its rounds are the best on average."""
+    kind, folds = context.kind, context.folds
+    label, (_, higher) = LABEL[kind], cands.EVAL_METRIC[kind]
+    tried = {}
+    for setting, params in cands.lightgbm_grid(int(np.mean([len(f.training) for f in folds])), tuned,
+                                               explicit).items():
+        fitted = [cands.fit_booster(kind, params, seed, f.training, f.training[label], features,
+                                    eval_frame=f.origin, eval_target=f.origin[label]) for f in folds]
+        rounds = cands.best_rounds([curve for _, curve in fitted], higher)
+        for scorer, _ in fitted:
+            scorer.rounds = min(rounds, scorer.rounds)
+        tried[setting] = (params | {"n_estimators": rounds}, [scorer for scorer, _ in fitted])
+    return _best_setting(context, candidate, tried)
+
+
+def blend_weights(kind: str, parts: list[np.ndarray], target: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative weights (and an intercept for churn) of the parts' out-of-time
+    predictions: a logistic stack of the log-odds for churn, least squares for revenue."""
+    matrix = np.column_stack(parts)
+    if kind == cands.CLV:
+        weights, _ = nnls(matrix, np.clip(target, 0, None))
+        return weights, 0.0
+    keep = np.ones(matrix.shape[1], dtype=bool)
+    while keep.any():  # drop a part the stack would weigh negatively, and refit
+        stack = LogisticRegression(C=1e6).fit(matrix[:, keep], target)
+        if (stack.coef_[0] >= 0).all():
+            weights = np.zeros(matrix.shape[1])
+            weights[keep] = stack.coef_[0]
+            return weights, float(stack.intercept_[0])
+        keep[np.flatnonzero(keep)[np.argmin(stack.coef_[0])]] = False
+    return np.zeros(matrix.shape[1]), float(np.log(target.mean() / (1 - target.mean())))
+
+
+def blend_predict(kind: str, parts: list[np.ndarray], weights: np.ndarray, intercept: float) -> np.ndarray:
+    combined = intercept + np.column_stack(parts) @ weights
+    return expit(combined) if kind == cands.CHURN else combined
+
+
+def _blend(kind: str, candidate: cands.Candidate, results: dict[str, CandidateResult],
+           targets: list[np.ndarray]) -> CandidateResult:
+    """The stack of the other candidates, its weights fitted on the other origins."""
+    names = list(results)
+    predictions, calibrated = [], []
+    for k in range(len(targets)):
+        others = [j for j in range(len(targets)) if j != k]
+        weights, intercept = blend_weights(kind, [np.concatenate([results[n].predictions[j] for j in others])
+                                                  for n in names], np.concatenate([targets[j] for j in others]))
+        parts = [results[n].predictions[k] for n in names]
+        predictions.append(intercept + np.column_stack(parts) @ weights)
+        calibrated.append(blend_predict(kind, parts, weights, intercept))
+    metrics = [METRICS[kind](y, p) for y, p in zip(targets, calibrated, strict=True)]
+    return CandidateResult(candidate.name, candidate.complexity, "+".join(names), {"parts": names}, predictions,
+                           calibrated, metrics)
+
+
+def refit(kind: str, result: Backtest, rows: pd.DataFrame, features: list[str], seed: int):
+    """The chosen candidate fitted on the production rows with the settings the backtest
+    chose, and its calibration fitted on its out-of-time predictions."""
+    chosen = result.results[result.chosen]
+    targets = result.targets
+    if chosen.name == "blend":
+        parts = chosen.params["parts"]
+        weights, intercept = blend_weights(kind, [np.concatenate(result.results[n].predictions) for n in parts],
+                                           np.concatenate(targets))
+        scorers = {n: _refit_one(kind, result.results[n], rows, features, seed) for n, w in zip(parts, weights,
+                                                                                                  strict=True) if w > 0}
+        blend = BlendScorer(scorers, {n: float(w) for n, w in zip(parts, weights, strict=True) if w > 0}, intercept)
+        return blend, IDENTITY[kind]
+    calibrator = CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))
+    scorer = _refit_one(kind, chosen, rows, features, seed)
+    if chosen.calibration == FRESHEST_LEVEL:
+        freshest = rows[rows["cutoff_date"] == rows["cutoff_date"].max()]
+        predicted = scorer.link(freshest) if kind == cands.CHURN else scorer.value(freshest)
+        calibrator = calibrator.anchored(predicted, freshest[LABEL[kind]].to_numpy(dtype=float))
+    return scorer, calibrator
+
+
+def _refit_one(kind: str, result: CandidateResult, rows: pd.DataFrame, features: list[str], seed: int):
+    label = LABEL[kind]
+    if result.name == "lightgbm":
+        scorer, _ = cands.fit_booster(kind, result.params, seed, rows, rows[label], features,
+                                      rounds=int(result.params["n_estimators"]))
+        return scorer
+    if result.name == "logistic":
+        return cands.fit_logistic(rows, rows[label], features, seed, result.params["strength"])
+    return cands.fit_lifetime(kind, rows)

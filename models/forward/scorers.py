@@ -1,0 +1,172 @@
+"""What each candidate model computes, before calibration: a churn score on the log-odds
+scale (`link`) with per-feature contributions to it, or a CLV value.
+
+Every scorer reads a frame already enriched with the lifetime model's outputs, so that one
+calibrator (models/churn.py, models/clv.py) and one reason writer (models/reasons.py) work
+for whichever candidate ships. Contributions add up, per row, to the link minus a constant:
+exact for the linear and lifetime scorers, path attributions for the booster."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import logit
+
+from models.attribution import PathAttribution
+from models.baselines import plain_frame
+from models.schema import FeatureSchema
+
+# Prediction, unlike training, has no step where threads wait for each other (rows are
+# independent), so it uses every core; the result is the same on any number of threads.
+PREDICT_THREADS = os.cpu_count() or 1
+
+
+def clipped_logit(probability) -> np.ndarray:
+    # a probability can round to exactly 0 or 1, whose log-odds are infinite
+    return logit(np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12))
+
+
+@dataclass
+class BoosterScorer:
+    """A LightGBM model: the raw score (log-odds for churn, log of the mean for Tweedie CLV)
+    after `rounds` boosting rounds."""
+
+    schema: FeatureSchema
+    booster: lgb.LGBMModel
+    rounds: int
+
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.schema.prepare(frame)
+
+    def link(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self.inputs(frame), raw_score=True, num_iteration=self.rounds,
+                                    num_threads=PREDICT_THREADS)
+
+    def value(self, frame: pd.DataFrame) -> np.ndarray:
+        """The prediction on the target's scale (CLV: revenue)."""
+        return self.booster.predict(self.inputs(frame), num_iteration=self.rounds, num_threads=PREDICT_THREADS)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if getattr(self, "_paths", None) is None:  # the leaf credits depend only on the trees: built once
+            self._paths = PathAttribution(self.booster.booster_, self.schema.names, self.rounds)
+        return self._paths.explain(self.booster.booster_, self.inputs(frame), threads=PREDICT_THREADS)
+
+    def exact_contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values (about 1 ms a row): for samples and for checking `contributions`."""
+        values = self.booster.booster_.predict(self.inputs(frame), pred_contrib=True, num_iteration=self.rounds,
+                                               num_threads=PREDICT_THREADS)
+        return pd.DataFrame(values[:, :-1], columns=self.schema.names, index=frame.index)
+
+    def importance(self) -> pd.Series:
+        return pd.Series(self.booster.booster_.feature_importance("gain", iteration=self.rounds),
+                         index=self.schema.names)
+
+
+@dataclass
+class LinearScorer:
+    """A fitted scikit-learn pipeline (models/baselines.py) whose last step is linear: the
+    link is its decision function, and a feature's contribution is its coefficients times
+    how far the row's transformed value lies from the training mean (exact SHAP for a
+    linear model)."""
+
+    pipeline: object
+    schema: FeatureSchema
+    columns_of: dict[str, list[int]] = field(default_factory=dict)  # feature -> columns after transformation
+    training_mean: np.ndarray | None = None
+
+    def _transformed(self, frame: pd.DataFrame) -> np.ndarray:
+        matrix = self.pipeline[:-1].transform(plain_frame(frame, self.schema))
+        return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+
+    def link(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipeline[-1].decision_function(self._transformed(frame))
+
+    def value(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipeline[-1].predict(self._transformed(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        coef = np.ravel(self.pipeline[-1].coef_)
+        parts = (self._transformed(frame) - self.training_mean) * coef
+        return pd.DataFrame({name: parts[:, cols].sum(axis=1) for name, cols in self.columns_of.items()},
+                            index=frame.index)
+
+    exact_contributions = contributions
+
+    def importance(self) -> pd.Series:
+        coef = np.abs(np.ravel(self.pipeline[-1].coef_))
+        return pd.Series({name: float(coef[cols].sum()) for name, cols in self.columns_of.items()})
+
+    @classmethod
+    def fitted(cls, pipeline, schema: FeatureSchema, frame: pd.DataFrame) -> LinearScorer:
+        """Wrap a pipeline fitted on `frame`: map its output columns back to the features."""
+        scorer = cls(pipeline, schema)
+        names = pipeline[:-1].get_feature_names_out()
+        owners = [_owner(str(n), schema.names) for n in names]
+        scorer.columns_of = {f: [i for i, o in enumerate(owners) if o == f] for f in schema.names if f in owners}
+        scorer.training_mean = scorer._transformed(frame).mean(axis=0)
+        return scorer
+
+
+def _owner(column: str, features: list[str]) -> str:
+    """The feature a transformed column comes from ('numeric__x', 'missingindicator_x',
+    'categorical__x_value')."""
+    bare = column.split("__", 1)[-1].removeprefix("missingindicator_")
+    return max((f for f in features if bare == f or bare.startswith(f + "_")), key=len, default=bare)
+
+
+@dataclass
+class LifetimeScorer:
+    """The BG/NBD model alone: churn log-odds = logit P(no purchase within the horizon), or
+    CLV = BG/NBD x Gamma-Gamma expected revenue. One input, so one contribution."""
+
+    column: str
+    fill: float = 0.0  # customers the lifetime model cannot describe get the training mean
+
+    def link(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.nan_to_num(clipped_logit(frame[self.column].to_numpy(dtype=float)), nan=self.fill)
+
+    def value(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.nan_to_num(frame[self.column].to_numpy(dtype=float), nan=0.0)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({self.column: self.link(frame) - self.fill}, index=frame.index)
+
+    exact_contributions = contributions
+
+    def importance(self) -> pd.Series:
+        return pd.Series({self.column: 1.0})
+
+
+@dataclass
+class BlendScorer:
+    """A weighted sum of other scorers' links (churn) or values (CLV), weights never
+    negative, so that each part's contributions keep their direction in the blend."""
+
+    parts: dict[str, object]
+    weights: dict[str, float]
+    intercept: float = 0.0
+
+    def link(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.intercept + sum(w * self.parts[n].link(frame) for n, w in self.weights.items())
+
+    def value(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.intercept + sum(w * self.parts[n].value(frame) for n, w in self.weights.items())
+
+    def _weighted(self, method: str, frame: pd.DataFrame) -> pd.DataFrame:
+        frames = [getattr(self.parts[n], method)(frame) * w for n, w in self.weights.items() if w > 0]
+        return pd.concat(frames, axis=1).T.groupby(level=0).sum().T.reindex(index=frame.index)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self._weighted("contributions", frame)
+
+    def exact_contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self._weighted("exact_contributions", frame)
+
+    def importance(self) -> pd.Series:
+        series = [self.parts[n].importance() / max(self.parts[n].importance().sum(), 1e-12) * w
+                  for n, w in self.weights.items()]
+        return pd.concat(series, axis=1).fillna(0).sum(axis=1)
