@@ -189,7 +189,8 @@ def train(
     promote: Annotated[str, typer.Option(help="auto: champion only if better; force; never.")] = "auto",
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
-    """Train the churn and CLV models, evaluate them by cutoff, log and register in MLflow."""
+    """Judge the candidate models on a walk-forward backtest, refit the winners on the freshest
+    labels, log and register them in MLflow."""
     from pipeline.train import run_training
 
     if promote not in ("auto", "force", "never"):
@@ -200,11 +201,13 @@ def train(
 
 
 def _log_training_summary(summary: dict) -> None:
-    c, v = summary["churn"], summary["clv"]
-    log.info("churn validation: ROC AUC %.3f, PR AUC %.3f, Brier %.4f, ECE %.3f, top-decile lift %.2f",
-             c["roc_auc"], c["pr_auc"], c["brier"], c["ece"], c["top_decile_lift"])
-    log.info("clv validation: Spearman %.3f, normalized Gini %.3f, MAE %.2f, aggregate error %.1f%%",
-             v["spearman"], v["normalized_gini"], v["mae"], v["aggregate_error_pct"])
+    c, v, chosen = summary["churn"], summary["clv"], summary["candidates"]
+    log.info("churn model %s, walk-forward backtest (mean of %d origins): ROC AUC %.3f (+/- %.3f), PR AUC %.3f, "
+             "Brier %.4f, ECE %.3f, top-decile lift %.2f", chosen["churn"], c["backtest_origins"], c["roc_auc"],
+             c["roc_auc_std"], c["pr_auc"], c["brier"], c["ece"], c["top_decile_lift"])
+    log.info("clv model %s, walk-forward backtest (mean of %d origins): Spearman %.3f (+/- %.3f), normalized Gini "
+             "%.3f, MAE %.2f, aggregate error %.1f%%", chosen["clv"], v["backtest_origins"], v["spearman"],
+             v["spearman_std"], v["normalized_gini"], v["mae"], v["aggregate_error_pct"])
     log.info("MLflow run %s (open it with `make ui`)", summary["run_id"])
 
 
@@ -217,7 +220,7 @@ def tune(
         help="Optuna storage; studies resume from it (default: optuna.db in the project).")] = None,
     config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, debug: DebugOption = False,
 ) -> None:
-    """Tune both models with Optuna on time-based validation; `churn train` uses the result."""
+    """Tune LightGBM with Optuna on the walk-forward backtest; `churn train` tries the result."""
     from pipeline.tune import run_tuning
 
     cfg = _config(config, data)

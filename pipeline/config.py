@@ -97,7 +97,7 @@ class FeaturesConfig(Section):
 
 
 class TrainingConfig(Section):
-    cutoffs: Annotated[int, Field(ge=1, le=60)] = 6
+    cutoffs: Annotated[int, Field(ge=2, le=60)] = 6
     spacing_days: PositiveDays = 30
     # Walk-forward backtest: this many origins, spacing_days apart, judge every choice.
     backtest_origins: Annotated[int, Field(ge=2, le=24)] = 3

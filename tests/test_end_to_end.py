@@ -91,8 +91,9 @@ def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
     assert result.exit_code == 0, result.output
     backtest = pd.read_csv(out / "backtest.csv")
     assert len(backtest) == 6 and backtest["cutoff_date"].is_monotonic_increasing
-    assert set(backtest["role"]) <= {"trained on", "validation", "not trained on"}
-    assert "validation" in set(backtest["role"])
+    # the champion is refit on the freshest complete cutoffs: the latest backtested ones
+    assert set(backtest["role"]) <= {"trained on", "not trained on"}
+    assert backtest["role"].iloc[-1] == "trained on"
     assert backtest["customers"].gt(100).all()
     # Calibrated probabilities: on average the predicted churn rate is close to the realised one.
     assert (backtest["predicted_churn_rate"] - backtest["realised_churn_rate"]).abs().max() < 0.1
@@ -109,3 +110,28 @@ def test_reasons_come_from_fast_attributions_that_agree_with_exact_shap(demo_run
     metrics = client.get_run(version.run_id).data.metrics
     # the strongest reason family is the same as exact SHAP's for most validation customers
     assert metrics["churn_reason_agreement_with_shap"] >= 0.8
+
+
+def test_a_training_run_reads_well_in_the_mlflow_ui(demo_run):
+    """Named by what it trained, its parameters and input recorded, each model with only its
+    own metrics and a description, and an experiment that opens on its runs."""
+    client = demo_store(demo_run)
+    experiment = client.get_experiment_by_name("churn-pipeline")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    churn = client.get_model_version_by_alias("churn", "champion")
+    clv = client.get_model_version_by_alias("clv", "champion")
+    child = client.get_run(churn.run_id)
+    parent = client.get_run(child.data.tags["mlflow.parentRunId"])
+    assert parent.info.run_name.startswith("config | ") and "labels to 20" in parent.info.run_name
+    params = parent.data.params
+    assert params["churn_horizon_days"] == "90" and params["backtest_origins"] == "3"
+    assert params["churn_candidate"] in ("bgnbd", "logistic", "lightgbm", "blend")
+    assert ".." in params["churn_refit_cutoffs"] and params["churn_backtest_origins"].count(",") == 2
+    assert [d.dataset.name for d in parent.inputs.dataset_inputs] == ["demo0/data training frame"]
+    history = client.get_metric_history(churn.run_id, "churn_backtest_roc_auc")
+    assert [m.step for m in history] == [0, 1, 2]  # one point per backtest origin
+    for version, own, other in ((churn, "churn_", "clv_"), (clv, "clv_", "churn_")):
+        model_id = version.model_id or version.source.removeprefix("models:/")
+        keys = {m.key for m in client.get_logged_model(model_id).metrics}
+        assert keys and all(k.startswith(own) for k in keys) and not any(k.startswith(other) for k in keys)
+        assert "candidate" in version.description and "Walk-forward backtest over 3 origins" in version.description

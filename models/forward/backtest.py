@@ -161,7 +161,7 @@ def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndar
     for k in range(len(predictions)):
         others = [j for j in range(len(predictions)) if j != k]
         calibrator = CALIBRATORS[kind].fit(np.concatenate([predictions[j] for j in others]),
-                                           np.concatenate([targets[j] for j in others]))
+                                           np.concatenate([targets[j] for j in others]), strict=False)
         if method == FRESHEST_LEVEL:
             calibrator = calibrator.anchored(freshest[k], freshest_targets[k])
         out.append(calibrator.predict(predictions[k]))

@@ -31,7 +31,10 @@ class PlattCalibrator:
     intercept: float
 
     @classmethod
-    def fit(cls, link: np.ndarray, labels) -> PlattCalibrator:
+    def fit(cls, link: np.ndarray, labels, strict: bool = True) -> PlattCalibrator:
+        """Fit on out-of-time scores. A score that does not rank churn the right way round
+        is refused (`strict`), or, while candidates are only being judged, kept at an almost
+        flat slope: the candidate then shows its poor ranking and loses."""
         labels = np.asarray(labels)
         if len(np.unique(labels)) < 2:
             raise ModelDataError(f"The backtest's {len(labels):,} out-of-time customers all have the same churn label "
@@ -39,6 +42,9 @@ class PlattCalibrator:
                                  "Use more data or more backtest origins (training.backtest_origins).")
         fitted = LogisticRegression(C=1e6).fit(np.asarray(link, dtype=float)[:, None], labels)
         slope, intercept = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+        if slope <= 0 and not strict:
+            slope = 1e-6
+            intercept = float(np.log(labels.mean() / (1 - labels.mean())))
         if slope <= 0:  # a calibration must not turn the ranking upside down
             raise ModelDataError(f"On the backtest's origins, churn does not rise with the model's score (Platt slope "
                                  f"{slope:.3f}): the model learned nothing that holds a horizon later. Check the "
@@ -66,7 +72,7 @@ class RevenueScale:
     factor: float
 
     @classmethod
-    def fit(cls, predicted: np.ndarray, revenue) -> RevenueScale:
+    def fit(cls, predicted: np.ndarray, revenue, strict: bool = True) -> RevenueScale:
         total = float(np.sum(np.clip(predicted, 0, None)))
         realised = float(np.sum(np.clip(np.asarray(revenue, dtype=float), 0, None)))
         factor = realised / total if total > 0 else 1.0

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,15 @@ KINDS = ("churn", "clv")
 PRIMARY = {"churn": "roc_auc", "clv": "spearman"}
 
 
+def data_name(path: Path) -> str:
+    """The data folder as a person names it: its last two parts (data/demo, w1/export)."""
+    return "/".join(Path(path).parts[-2:])
+
+
 def run_name(cfg: Config, trained: TrainedModels) -> str:
     """What the run trained, readable in the MLflow runs table: config, data, freshest labels."""
     plan = trained.plans["churn"]
-    return (f"{trained.config_name} | {Path(cfg.data.path).name} | labels to {plan.production[-1]} | "
+    return (f"{trained.config_name} | {data_name(cfg.data.path)} | labels to {plan.production[-1]} | "
             f"churn {trained.churn.backtest.chosen}, clv {trained.clv.backtest.chosen}")
 
 
@@ -95,15 +101,16 @@ def version_description(kind: str, cfg: Config, trained: TrainedModels) -> str:
     calibration = f", ECE {evaluation.metrics['ece']:.4f}" if kind == "churn" else ""
     return (f"{kind} model: candidate {result.chosen} ({result.results[result.chosen].setting}), refit on "
             f"{len(plan.production)} cutoffs {plan.production[0]}..{plan.production[-1]} of "
-            f"{Path(cfg.data.path).name} ({cfg.churn.definition} churn, {plan.horizon_days}-day horizon). "
+            f"{data_name(cfg.data.path)} ({cfg.churn.definition} churn, {plan.horizon_days}-day horizon). "
             f"Walk-forward backtest over {len(origins)} origins {origins[0]}..{origins[-1]}: {metric} "
             f"{evaluation.metrics[metric]:.4f}{calibration}. Why this candidate: {result.why}.")
 
 
 def log_training_run(cfg: Config, trained: TrainedModels, promote: str) -> dict:
-    """Log one MLflow run (config, cutoffs, data, parameters, backtest metrics per origin and
-    their mean, candidate tables, plots), register both models with their own metrics and a
-    description, and apply the promotion policy; return the run summary."""
+    """Log one MLflow run of the training (config, cutoffs, data, parameters, both models'
+    backtest means) with one child run per model (its backtest per origin, candidate table,
+    plots, and the logged model, which so carries only its own metrics); register both
+    models with a description and apply the promotion policy; return the run summary."""
     models = {"churn": trained.churn, "clv": trained.clv}
     names = {"churn": cfg.tracking.churn_model_name, "clv": cfg.tracking.clv_model_name}
     with tracked_run(cfg.tracking, run_name(cfg, trained)) as (client, run):
@@ -111,33 +118,14 @@ def log_training_run(cfg: Config, trained: TrainedModels, promote: str) -> dict:
         mlflow.set_tags({"git_commit": git_commit(), "churn_definition": cfg.churn.definition,
                          "churn_candidate": trained.churn.backtest.chosen,
                          "clv_candidate": trained.clv.backtest.chosen})
-        mlflow.log_text(mask_credentials(trained.config_text), "config.yaml")
-        mlflow.log_dict(mask_secrets(cfg.model_dump(mode="json")), "resolved_config.json")
-        mlflow.log_dict({name: plan.as_dict() for name, plan in trained.plans.items()}, "cutoffs.json")
-        mlflow.log_dict(mask_secrets(trained.data_fingerprint), "data_fingerprint.json")
-        mlflow.log_dict({name: list(result.model.schema.names) for name, result in models.items()}, "features.json")
-        mlflow.log_dict({kind: trained.per_origin(kind) for kind in KINDS}, "backtest.json")
+        log_run_inputs(cfg, trained)
         mlflow.log_params(run_params(cfg, trained))
-        log_input_data(cfg, trained)
-        for prefix, result in models.items():
+        for prefix, result in models.items():  # the means, to compare training runs in the runs table
             mlflow.log_metrics({f"{prefix}_{k}": v for k, v in result.metrics.items() if np.isfinite(v)})
-            for step, metrics in enumerate(result.per_origin):  # one point per origin: a chart per metric
-                mlflow.log_metrics({f"{prefix}_backtest_{k}": v for k, v in metrics.items()
-                                    if np.isfinite(v) and not k.startswith("candidate_")}, step=step)
-            for name, figure in result.figures.items():
-                mlflow.log_figure(figure, f"plots/{name}")
-            for name, table in result.tables.items():
-                mlflow.log_table(table, f"{name}.json")
+        versions = {}
         with stage("log and register models"):
-            versions = {}
-            for kind in models:
-                info = log_model(models[kind].model, names[kind], models[kind].model.example_input(
-                    trained.example_rows[kind]))
-                versions[kind] = str(info.registered_model_version)
-                mlflow.log_metrics({k: v for k, v in models[kind].metrics.items() if np.isfinite(v)},
-                                   model_id=info.model_id)
-                client.update_model_version(names[kind], versions[kind], description=version_description(
-                    kind, cfg, trained))
+            for kind in KINDS:
+                versions[kind] = log_model_run(client, cfg, trained, kind, names[kind])
         decision = decide_promotion(client, cfg, trained, versions, promote)
         mlflow.log_dict(decision, "promotion.json")
         if decision["promoted"]:
@@ -147,16 +135,58 @@ def log_training_run(cfg: Config, trained: TrainedModels, promote: str) -> dict:
             "candidates": {kind: getattr(trained, kind).backtest.chosen for kind in KINDS}}
 
 
+def log_run_inputs(cfg: Config, trained: TrainedModels) -> None:
+    """What the run learned from: config, cutoffs, data fingerprint, the input dataset."""
+    mlflow.log_text(mask_credentials(trained.config_text), "config.yaml")
+    mlflow.log_dict(mask_secrets(cfg.model_dump(mode="json")), "resolved_config.json")
+    mlflow.log_dict({name: plan.as_dict() for name, plan in trained.plans.items()}, "cutoffs.json")
+    mlflow.log_dict(mask_secrets(trained.data_fingerprint), "data_fingerprint.json")
+    mlflow.log_dict({kind: trained.per_origin(kind) for kind in KINDS}, "backtest.json")
+    log_input_data(cfg, trained)
+
+
+def log_model_run(client: MlflowClient, cfg: Config, trained: TrainedModels, kind: str, name: str) -> str:
+    """One model's child run: its metrics (mean and per origin), tables, plots and the logged,
+    registered model with its description; return the new version."""
+    result = getattr(trained, kind)
+    with mlflow.start_run(run_name=f"{kind} | {result.backtest.chosen}", nested=True):
+        mlflow.set_tags({"model_kind": kind, "candidate": result.backtest.chosen})
+        mlflow.log_params({k: v for k, v in run_params(cfg, trained).items() if not k.startswith(_other(kind))})
+        mlflow.log_dict({n: plan.as_dict() for n, plan in trained.plans.items()}, "cutoffs.json")
+        mlflow.log_dict({kind: trained.per_origin(kind)}, "backtest.json")
+        mlflow.log_dict({kind: list(result.model.schema.names)}, "features.json")
+        mlflow.log_metrics({f"{kind}_{k}": v for k, v in result.metrics.items() if np.isfinite(v)})
+        for step, metrics in enumerate(result.per_origin):  # one point per origin: a chart per metric
+            mlflow.log_metrics({f"{kind}_backtest_{k}": v for k, v in metrics.items()
+                                if np.isfinite(v) and not k.startswith("candidate_")}, step=step)
+        for figure_name, figure in result.figures.items():
+            mlflow.log_figure(figure, f"plots/{figure_name}")
+        for table_name, table in result.tables.items():
+            mlflow.log_table(table, f"{table_name}.json")
+        info = log_model(result.model, name, result.model.example_input(trained.example_rows[kind]))
+    version = str(info.registered_model_version)
+    client.update_model_version(name, version, description=version_description(kind, cfg, trained))
+    return version
+
+
+def _other(kind: str) -> str:
+    return {"churn": "clv_", "clv": "churn_"}[kind]
+
+
 def log_input_data(cfg: Config, trained: TrainedModels) -> None:
     """Record the training frame as the run's input dataset (its schema and size; the digest
     is the input tables' fingerprint, so runs on the same data show the same dataset)."""
     if trained.frame is None:
         return
     digest = hashlib.sha256(json.dumps(trained.data_fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-    dataset = mlflow.data.from_pandas(trained.frame, source=mask_credentials(str(cfg.data.path)),
-                                      name=f"{Path(cfg.data.path).name} training frame", targets="is_churned",
-                                      digest=digest[:16])
-    mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():
+        # MLflow muses on which kind of source a local path is, and on integer columns
+        # (the counts, which are never missing): neither is news to the user.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(trained.frame, source=mask_credentials(str(cfg.data.path)),
+                                          name=f"{data_name(cfg.data.path)} training frame", targets="is_churned",
+                                          digest=digest[:16])
+        mlflow.log_input(dataset, context="training")
 
 
 def decide_promotion(client: MlflowClient, cfg: Config, trained: TrainedModels, versions: dict[str, str],

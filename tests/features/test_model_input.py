@@ -1,4 +1,6 @@
-"""The model-input layer: the latest complete cutoff and the cutoff plan, pinned by dates."""
+"""The model-input layer: the latest complete cutoff and the walk-forward plan, pinned by
+dates, and its leakage guarantee: no fold learns from a label window that ends after its
+origin."""
 
 from __future__ import annotations
 
@@ -32,12 +34,45 @@ def test_the_latest_complete_cutoff_is_a_first_of_month():
         assert label_window_complete(cutoff, horizon, D(2025, 12, 31))
 
 
-def test_training_cutoffs_end_a_horizon_before_validation():
-    plan = plan_cutoffs(D(2025, 12, 31), TrainingConfig(cutoffs=3, spacing_days=30), 90)
-    assert plan.validation == D(2025, 10, 1)
-    assert plan.training == [D(2025, 5, 4), D(2025, 6, 3), D(2025, 7, 3)]
-    assert plan.holdout == D(2025, 7, 3) and plan.fit == [D(2025, 5, 4), D(2025, 6, 3)]
-    assert plan.as_dict() == {"training": ["2025-05-04", "2025-06-03", "2025-07-03"], "validation": "2025-10-01"}
+def test_the_plan_pins_backtest_folds_and_the_production_refit_by_date():
+    plan = plan_cutoffs(D(2025, 12, 31), TrainingConfig(cutoffs=3, spacing_days=30, backtest_origins=3), 90)
+    assert [f.origin for f in plan.folds] == [D(2025, 8, 2), D(2025, 9, 1), D(2025, 10, 1)]
+    assert plan.folds[-1].training == [D(2025, 5, 4), D(2025, 6, 3), D(2025, 7, 3)]
+    assert plan.folds[0].training == [D(2025, 3, 5), D(2025, 4, 4), D(2025, 5, 4)]
+    # the refit learns from the freshest labels there are: they end with the data
+    assert plan.production == [D(2025, 8, 2), D(2025, 9, 1), D(2025, 10, 1)]
+    assert plan.as_dict()["folds"][-1] == {"origin": "2025-10-01", "training": ["2025-05-04", "2025-06-03",
+                                                                               "2025-07-03"]}
+
+
+@pytest.mark.parametrize("horizon", [30, 90, 180, 365])
+@pytest.mark.parametrize("data_end", [D(2025, 12, 31), D(2025, 7, 14), D(2024, 2, 29)])
+def test_no_fold_learns_from_a_label_window_that_ends_after_its_origin(horizon, data_end):
+    cfg = TrainingConfig(cutoffs=4, spacing_days=30, backtest_origins=4)
+    plan = plan_cutoffs(data_end, cfg, horizon)
+    for fold in plan.folds:
+        assert fold.training == sorted(fold.training) and len(fold.training) == cfg.cutoffs
+        # every training label window [c, c + horizon) is over by the origin: known before it
+        assert all(c + dt.timedelta(days=horizon) <= fold.origin for c in fold.training)
+        assert label_window_complete(fold.origin, horizon, data_end)  # the origin can be judged
+
+
+@pytest.mark.parametrize("horizon", [30, 90, 180, 365])
+@pytest.mark.parametrize("data_end", [D(2025, 12, 31), D(2025, 7, 14), D(2024, 2, 29)])
+def test_the_refit_ends_at_the_latest_complete_cutoff(horizon, data_end):
+    cfg = TrainingConfig(cutoffs=4, spacing_days=30)
+    plan = plan_cutoffs(data_end, cfg, horizon)
+    assert label_window_complete(plan.production[-1], horizon, data_end)
+    assert not label_window_complete(plan.production[-1] + dt.timedelta(days=cfg.spacing_days), horizon, data_end)
+    assert plan.production[-1] >= plan.latest_origin
+
+
+def test_both_horizons_share_one_grid_of_cutoffs():
+    cfg = TrainingConfig(cutoffs=4, spacing_days=30)
+    anchor = latest_complete_cutoff(D(2025, 12, 31), 90)
+    churn, clv = (plan_cutoffs(D(2025, 12, 31), cfg, h, anchor) for h in (90, 180))
+    assert all((anchor - c).days % 30 == 0 for c in (*churn.cutoffs, *clv.cutoffs))
+    assert clv.production[-1] == D(2025, 7, 3)  # 2025-07-03 + 180 days = 2025-12-30, the last one complete
 
 
 def test_a_configured_validation_cutoff_whose_window_is_not_over_is_refused():

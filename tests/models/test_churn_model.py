@@ -31,6 +31,7 @@ def scored(demo_run: Path):
     tables = load_tables(cfg.data.path, RUN_AT, None)
     frame = build_features(tables, build_active_spine(tables, [AS_OF], cfg.churn), cfg.features)
     mlflow.set_tracking_uri(cfg.tracking.uri)
+    mlflow.set_registry_uri(cfg.tracking.uri)  # an earlier test of this worker may have pointed it elsewhere
     model = mlflow.pyfunc.load_model("models:/churn@champion").unwrap_python_model().model
     return model, frame
 

@@ -23,11 +23,12 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from sklearn.linear_model import LogisticRegression
 
 from pipeline import tracking
 from pipeline.config import Config, PromotionConfig, TrackingConfig, load_config
@@ -373,65 +374,66 @@ def test_sigterm_during_train_ends_the_run_killed_in_one_paragraph(world, tmp_pa
 RULES = PromotionConfig(min_gain=0.005, max_ece_increase=0.01)
 
 
-def churn_case(n: int = 6000, seed: int = 0):
-    """Churners of a known true probability; the champion is calibrated (Platt) on a noisier
-    signal; `platt` makes another calibrated model of a signal."""
-    rng = np.random.default_rng(seed)
-    logit = rng.normal(-0.8, 1.5, n)
-    y = rng.binomial(1, 1 / (1 + np.exp(-logit)))
-
-    def platt(signal_: np.ndarray) -> np.ndarray:
-        return LogisticRegression().fit(signal_[:, None], y).predict_proba(signal_[:, None])[:, 1]
-
-    return y, 1 / (1 + np.exp(-logit)), platt(logit + rng.normal(0, 1.0, n)), lambda: platt(
-        logit + rng.normal(0, 1.0, n))
+def origins(metric: str, values: list[float], ece: list[float] | None = None, start: int = 4) -> list[dict]:
+    """A run's per-origin backtest, as backtest.json holds it."""
+    return [{"origin": f"2025-{start + k:02d}-01", metric: v} | ({"ece": ece[k]} if ece else {})
+            for k, v in enumerate(values)]
 
 
-def test_a_gain_of_min_gain_promotes():
-    y, truth, champion, _ = churn_case()
-    verdict = tracking.promotion_verdict("churn", y, truth, champion, RULES, 1, "3")
-    assert verdict["passed"] and verdict["rule"] == "min_gain" and verdict["gain"] >= 0.005
-    assert verdict["why"].startswith("passes by min_gain: roc_auc") and "vs champion v3" in verdict["why"]
+def test_a_gain_of_min_gain_on_the_shared_origins_promotes():
+    ours, theirs = origins("roc_auc", [0.81, 0.82, 0.80], [0.02] * 3), origins("roc_auc", [0.80, 0.81, 0.79], [0.02] * 3)
+    verdict = tracking.promotion_verdict("churn", ours, theirs, RULES, "3")
+    assert verdict["passed"] and verdict["rule"] == "min_gain" and verdict["gain"] == pytest.approx(0.01)
+    assert verdict["shared_origins"] == 3
+    assert verdict["why"].startswith("passes by min_gain: backtest roc_auc") and "vs champion v3" in verdict["why"]
 
 
-def test_a_small_gain_clear_of_zero_promotes_by_its_interval():
-    y, _, champion, _ = churn_case()
-    nudged = champion + 0.002 * (y - champion)  # ranks a few pairs better, none worse
-    verdict = tracking.promotion_verdict("churn", y, nudged, champion, RULES, 1, "3")
-    assert 0 < verdict["gain"] < 0.005 and verdict["gain_ci95"][0] > 0
-    assert verdict["passed"] and verdict["rule"] == "interval"
+def test_a_small_gain_at_every_origin_promotes_by_its_interval():
+    ours = origins("roc_auc", [0.803, 0.8135, 0.7935], [0.02] * 3)
+    theirs = origins("roc_auc", [0.80, 0.81, 0.79], [0.02] * 3)
+    verdict = tracking.promotion_verdict("churn", ours, theirs, RULES, "3")
+    assert 0 < verdict["gain"] < 0.005 and verdict["passed"] and verdict["rule"] == "interval"
 
 
 def test_a_gain_within_the_noise_keeps_the_champion():
-    y, _, champion, another = churn_case()
-    verdict = tracking.promotion_verdict("churn", y, another(), champion, RULES, 1, "3")
-    assert verdict["gain"] < 0.005 and verdict["gain_ci95"][0] <= 0
-    assert not verdict["passed"] and verdict["rule"] == "no clear gain"
-    assert "fails by no clear gain" in verdict["why"] and "95% interval" in verdict["why"]
+    ours = origins("roc_auc", [0.804, 0.807, 0.791], [0.02] * 3)
+    theirs = origins("roc_auc", [0.80, 0.81, 0.79], [0.02] * 3)
+    verdict = tracking.promotion_verdict("churn", ours, theirs, RULES, "3")
+    assert verdict["gain"] < 0.005 and not verdict["passed"] and verdict["rule"] == "no clear gain"
+    assert "fails by no clear gain" in verdict["why"]
 
 
 def test_a_better_ranking_with_worse_calibration_keeps_the_champion():
-    y, truth, champion, _ = churn_case()
-    overconfident = truth ** 0.5  # the truth's ranking (its AUC), probabilities far too high
-    verdict = tracking.promotion_verdict("churn", y, overconfident, champion, RULES, 1, "3")
-    assert verdict["gain"] >= 0.005 and verdict["ece_increase"] > 0.01
+    ours = origins("roc_auc", [0.82, 0.83, 0.81], [0.04] * 3)
+    theirs = origins("roc_auc", [0.80, 0.81, 0.79], [0.02] * 3)
+    verdict = tracking.promotion_verdict("churn", ours, theirs, RULES, "3")
+    assert verdict["gain"] >= 0.005 and verdict["ece_increase"] == pytest.approx(0.02)
     assert not verdict["passed"] and verdict["rule"] == "ece" and "ECE" in verdict["why"]
 
 
-def test_clv_rules_use_spearman_and_its_interval():
-    rng = np.random.default_rng(2)
-    y = rng.gamma(1.0, 100.0, 5000)
-    old = y + rng.normal(0, 150, len(y))
-    better = tracking.promotion_verdict("clv", y, y + rng.normal(0, 60, len(y)), old, RULES, 1, "2")
+def test_clv_rules_use_spearman():
+    better = tracking.promotion_verdict("clv", origins("spearman", [0.62, 0.61]), origins("spearman", [0.6, 0.6]),
+                                        RULES, "2")
     assert better["passed"] and better["rule"] == "min_gain" and better["metric"] == "spearman"
-    noise = tracking.promotion_verdict("clv", y, old + rng.normal(0, 5, len(y)), old, RULES, 1, "2")
-    assert not noise["passed"] and noise["rule"] == "no clear gain" and "ece" not in noise
+    same = tracking.promotion_verdict("clv", origins("spearman", [0.6, 0.6]), origins("spearman", [0.6, 0.6]),
+                                      RULES, "2")
+    assert not same["passed"] and same["rule"] == "no clear gain" and "ece_increase" not in same
+
+
+def test_a_champion_from_older_origins_gives_way_to_fresher_labels_unless_clearly_worse():
+    older = origins("roc_auc", [0.80, 0.81], [0.02] * 2, start=1)
+    fresher = tracking.promotion_verdict("churn", origins("roc_auc", [0.80, 0.808], [0.02] * 2, start=6), older,
+                                         RULES, "4")
+    assert fresher["passed"] and fresher["rule"] == "fresher labels" and fresher["shared_origins"] == 0
+    worse = tracking.promotion_verdict("churn", origins("roc_auc", [0.70, 0.71], [0.02] * 2, start=6), older,
+                                       RULES, "4")
+    assert not worse["passed"]
 
 
 def test_retraining_the_same_model_is_not_promoted_and_says_why(world):
     client = client_of(world / "mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("churn-pipeline").experiment_id],
-                              "tags.mlflow.runName LIKE 'train-%'", order_by=["attributes.start_time ASC"])
+                              "tags.churn_candidate LIKE '%'", order_by=["attributes.start_time ASC"])
     decision = json.loads(Path(client.download_artifacts(runs[1].info.run_id, "promotion.json",
                                                          str(world / "second"))).read_text())
     assert decision["promoted"] is False and decision["mode"] == "auto"
@@ -444,9 +446,8 @@ def test_retraining_the_same_model_is_not_promoted_and_says_why(world):
 def test_one_model_failing_keeps_both_champions(world, tmp_path):
     """The pair goes together: a CLV model with no champion to beat would pass, but the churn
     model ties its champion, so neither is promoted."""
-    from features.model_input import build_training_frame, plan_cutoffs, split_frame
-    from models.evaluation import Evaluation
     from pipeline.tables import load_tables
+    from pipeline.train import training_plans
     from tests.conftest import RUN_AT
 
     db, _ = copy_store(world, tmp_path)
@@ -455,12 +456,10 @@ def test_one_model_failing_keeps_both_champions(world, tmp_path):
     champions = tracking.load_champions(cfg.tracking)
     client.delete_registered_model_alias("clv", "champion")
     tables = load_tables(cfg.data.path, RUN_AT, None)
-    plans = {kind: plan_cutoffs(tables.last_event_at().date(), cfg.training, horizon)
-             for kind, horizon in (("churn", cfg.churn.horizon_days), ("clv", cfg.clv.horizon_days))}
-    frame = build_training_frame(tables, cfg, sorted({c for p in plans.values() for c in (*p.training, p.validation)}))
-    valid = {kind: split_frame(frame, plans[kind]).valid for kind in plans}
-    trained = tracking.TrainedModels(Evaluation(champions[0].fitted, {}), Evaluation(champions[1].fitted, {}), plans,
-                                     valid, {}, 0, {}, "")
+    plans = training_plans(tables, cfg)
+    run = champions[0].run_id  # the same backtest as the champion's: a tie
+    backtest = mlflow.artifacts.load_dict(f"runs:/{run}/backtest.json")
+    trained = SimpleNamespace(per_origin=lambda kind: backtest[kind], plans=plans)
     decision = tracking.decide_promotion(client, cfg, trained, {"churn": "9", "clv": "9"}, "auto")
     assert decision["clv"]["passed"] and decision["clv"]["why"] == "no champion yet"
     assert not decision["churn"]["passed"] and decision["promoted"] is False
