@@ -85,3 +85,4 @@ bench: setup ## Scale benchmarks, not part of the tests (1M customers; about 30 
 	$(VENV)/bin/python tests/benchmarks/bench_generate.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)
 	$(VENV)/bin/python tests/benchmarks/bench_features.py --customers 1000000 --out $(BENCH_DIR)/features --keep
 	$(VENV)/bin/python tests/benchmarks/bench_scoring.py --customers 1000000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_training.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)/features

@@ -104,6 +104,8 @@ def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: li
         row = {name: chosen.fold_metrics[k][name] for name in CHURN_METRICS}
         row |= {f"candidate_{n}_{m}": r.fold_metrics[k][m] for n, r in result.results.items()
                 for m in ("roc_auc", "pr_auc", "ece")}
+        row["predicted_churn_rate"] = float(np.mean(chosen.calibrated[k]))
+        row["customers"] = float(len(y))
         row["baseline_overdue_rule_roc_auc"] = churn_metrics(y, _ranks(overdue_rule_score(fold.origin)))["roc_auc"]
         if oracles is not None:
             row["oracle_roc_auc"] = churn_metrics(y, oracles[k])["roc_auc"]
@@ -163,6 +165,8 @@ def evaluate_clv(folds: list[FoldRows], production: pd.DataFrame, features: list
         row = {name: chosen.fold_metrics[k][name] for name in CLV_METRICS}
         row |= {f"candidate_{n}_{m}": r.fold_metrics[k][m] for n, r in result.results.items()
                 for m in ("spearman", "aggregate_error_pct")}
+        row |= {"predicted_revenue": float(np.sum(chosen.calibrated[k])),
+                "realised_revenue": float(np.sum(result.targets[k])), "customers": float(len(result.targets[k]))}
         practice = practice_formula_clv(raw.training, fold.origin, horizons)
         row |= {f"baseline_practice_formula_{m}": v for m, v in clv_metrics(result.targets[k], practice).items()
                 if m in ("spearman", "aggregate_error_pct")}

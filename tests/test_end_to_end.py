@@ -102,6 +102,11 @@ def test_kpi_report_backtests_the_champion_against_what_happened(demo_run):
     assert "Model backtest" in page and "Predicted vs realised churn rate" in page
     assert "predicted churn rate" in page
     assert "Model: predicted revenue per active customer, next " in page  # beside the practice formula
+    # what to expect: the training run's walk-forward backtest, one row per origin and model
+    forward = pd.read_csv(out / "backtest_forward.csv")
+    assert list(forward.groupby("model").size()) == [3, 3]
+    assert forward["roc_auc"].dropna().between(0.85, 1).all() and forward["spearman"].dropna().gt(0.5).all()
+    assert "Walk-forward backtest (forward figures)" in page and "What to expect from tonight" in page
 
 
 def test_reasons_come_from_fast_attributions_that_agree_with_exact_shap(demo_run):

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from models.errors import ModelDataError
 from models.forward import candidates as cands
-from models.forward.calibration import CALIBRATORS, FRESHEST_LEVEL, IDENTITY, OUT_OF_TIME
+from models.forward.calibration import CALIBRATORS, IDENTITY, RevenueScale
 from models.forward.scorers import BlendScorer
 from models.metrics import churn_metrics, clv_metrics
 
@@ -39,11 +38,6 @@ class Fold:
     training: pd.DataFrame
     origin: pd.DataFrame
 
-    @property
-    def freshest(self) -> pd.DataFrame:
-        """The training rows of the latest training cutoff: the freshest labels the fold knew."""
-        return self.training[self.training["cutoff_date"] == self.training["cutoff_date"].max()]
-
 
 @dataclass
 class CandidateResult:
@@ -55,8 +49,6 @@ class CandidateResult:
     calibrated: list[np.ndarray]  # the same, calibrated on the other origins: probability or revenue
     fold_metrics: list[dict[str, float]]
     settings_tried: dict[str, float] = field(default_factory=dict)  # setting -> mean primary metric
-    calibration: str = OUT_OF_TIME
-    freshest: list[np.ndarray] = field(default_factory=list)  # predictions on each fold's freshest rows
 
     def mean(self, metric: str) -> float:
         return float(np.mean([m[metric] for m in self.fold_metrics]))
@@ -85,7 +77,7 @@ class Backtest:
             rows.append({"candidate": result.name, "origin": "mean", **mean})
         table = pd.DataFrame(rows)
         info = pd.DataFrame([{"candidate": r.name, "complexity": r.complexity, "setting": r.setting,
-                              "calibration": r.calibration, "chosen": r.name == self.chosen,
+                              "chosen": r.name == self.chosen,
                               "settings_tried": ", ".join(f"{k}: {v:.4f}" for k, v in r.settings_tried.items())}
                              for r in self.results.values()])
         return info.merge(table, on="candidate")
@@ -146,39 +138,21 @@ class _Context:
     def predict(self, scorer, rows: pd.DataFrame) -> np.ndarray:
         return scorer.link(rows) if self.kind == cands.CHURN else scorer.value(rows)
 
-    @property
-    def freshest_targets(self) -> list[np.ndarray]:
-        return [f.freshest[LABEL[self.kind]].to_numpy(dtype=float) for f in self.folds]
 
-
-def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndarray], method: str = OUT_OF_TIME,
-                 freshest: list[np.ndarray] | None = None, freshest_targets: list[np.ndarray] | None = None
-                 ) -> list[np.ndarray]:
-    """Per origin: the predictions after a calibration fitted on the other origins (with
-    FRESHEST_LEVEL, its level then set on the origin's own freshest training rows, known
-    before the origin)."""
+def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndarray]) -> list[np.ndarray]:
+    """Per origin: the predictions after a calibration fitted on the other origins."""
     out = []
     for k in range(len(predictions)):
         others = [j for j in range(len(predictions)) if j != k]
         calibrator = CALIBRATORS[kind].fit(np.concatenate([predictions[j] for j in others]),
                                            np.concatenate([targets[j] for j in others]), strict=False)
-        if method == FRESHEST_LEVEL:
-            calibrator = calibrator.anchored(freshest[k], freshest_targets[k])
         out.append(calibrator.predict(predictions[k]))
     return out
 
 
-def calibration_loss(kind: str, metrics: list[dict[str, float]]) -> float:
-    """What the calibration method is chosen by: mean log loss (churn), mean absolute
-    aggregate error (CLV)."""
-    key = "log_loss" if kind == cands.CHURN else "aggregate_error_pct"
-    return float(np.mean([abs(m[key]) for m in metrics]))
-
-
 def _best_setting(context: _Context, candidate: cands.Candidate, tried: dict[str, tuple[dict, list]]
                   ) -> CandidateResult:
-    """The setting of one candidate that the backtest prefers (simplest first in `tried`),
-    and its calibration method."""
+    """The setting of one candidate that the backtest prefers (simplest first in `tried`)."""
     kind, targets = context.kind, context.targets
     origin = {name: [context.predict(s, f.origin) for s, f in zip(scorers, context.folds, strict=True)]
               for name, (_, scorers) in tried.items()}
@@ -186,16 +160,9 @@ def _best_setting(context: _Context, candidate: cands.Candidate, tried: dict[str
     metrics = {name: [METRICS[kind](y, p) for y, p in zip(targets, c, strict=True)] for name, c in calibrated.items()}
     scores = {name: [m[PRIMARY[kind]] for m in fold] for name, fold in metrics.items()}
     setting, _ = simplest_adequate(list(tried), scores, context.tolerance)
-    params, scorers = tried[setting]
-    freshest = [context.predict(s, f.freshest) for s, f in zip(scorers, context.folds, strict=True)]
-    level = cross_fitted(kind, origin[setting], targets, FRESHEST_LEVEL, freshest, context.freshest_targets)
-    level_metrics = [METRICS[kind](y, p) for y, p in zip(targets, level, strict=True)]
-    method = OUT_OF_TIME
-    if calibration_loss(kind, level_metrics) < calibration_loss(kind, metrics[setting]):
-        method, calibrated[setting], metrics[setting] = FRESHEST_LEVEL, level, level_metrics
     tried_means = {name: float(np.mean(s)) for name, s in scores.items()}
-    return CandidateResult(candidate.name, candidate.complexity, setting, params, origin[setting],
-                           calibrated[setting], metrics[setting], tried_means, method, freshest)
+    return CandidateResult(candidate.name, candidate.complexity, setting, tried[setting][0], origin[setting],
+                           calibrated[setting], metrics[setting], tried_means)
 
 
 def _lightgbm(context: _Context, candidate: cands.Candidate, features: list[str], seed: int, tuned: dict | None,
@@ -217,11 +184,13 @@ def _lightgbm(context: _Context, candidate: cands.Candidate, features: list[str]
 
 def blend_weights(kind: str, parts: list[np.ndarray], target: np.ndarray) -> tuple[np.ndarray, float]:
     """Non-negative weights (and an intercept for churn) of the parts' out-of-time
-    predictions: a logistic stack of the log-odds for churn, least squares for revenue."""
+    predictions. Churn: a logistic stack of the log-odds. Revenue: the average of the parts,
+    each scaled to the realised total (fitted weights follow a few big spenders, and their
+    ranking with them)."""
     matrix = np.column_stack(parts)
     if kind == cands.CLV:
-        weights, _ = nnls(matrix, np.clip(target, 0, None))
-        return weights, 0.0
+        scales = [RevenueScale.fit(matrix[:, j], target).factor for j in range(matrix.shape[1])]
+        return np.asarray(scales) / matrix.shape[1], 0.0
     keep = np.ones(matrix.shape[1], dtype=bool)
     while keep.any():  # drop a part the stack would weigh negatively, and refit
         stack = LogisticRegression(C=1e6).fit(matrix[:, keep], target)
@@ -238,10 +207,29 @@ def blend_predict(kind: str, parts: list[np.ndarray], weights: np.ndarray, inter
     return expit(combined) if kind == cands.CHURN else combined
 
 
+def log_blend(parts: list[np.ndarray], scales: np.ndarray) -> np.ndarray:
+    """Revenue blend: the geometric mean of the parts (each scaled to the realised total)
+    plus one, minus one. Revenue is long-tailed: an arithmetic mean follows whichever part
+    is most extreme for a customer, a geometric one what the parts agree on."""
+    logs = np.column_stack([np.log1p(np.clip(p * s, 0, None)) for p, s in zip(parts, scales, strict=True)])
+    return np.expm1(logs.mean(axis=1))
+
+
 def _blend(kind: str, candidate: cands.Candidate, results: dict[str, CandidateResult],
            targets: list[np.ndarray]) -> CandidateResult:
     """The stack of the other candidates, its weights fitted on the other origins."""
     names = list(results)
+    if kind == cands.CLV:
+        predictions = []
+        for k in range(len(targets)):
+            others = [j for j in range(len(targets)) if j != k]
+            scales, _ = blend_weights(kind, [np.concatenate([results[n].predictions[j] for j in others])
+                                             for n in names], np.concatenate([targets[j] for j in others]))
+            predictions.append(log_blend([results[n].predictions[k] for n in names], scales * len(names)))
+        calibrated = cross_fitted(kind, predictions, targets)
+        metrics = [METRICS[kind](y, p) for y, p in zip(targets, calibrated, strict=True)]
+        return CandidateResult(candidate.name, candidate.complexity, "+".join(names), {"parts": names}, predictions,
+                               calibrated, metrics)
     predictions, calibrated = [], []
     for k in range(len(targets)):
         others = [j for j in range(len(targets)) if j != k]
@@ -266,15 +254,14 @@ def refit(kind: str, result: Backtest, rows: pd.DataFrame, features: list[str], 
                                            np.concatenate(targets))
         scorers = {n: _refit_one(kind, result.results[n], rows, features, seed) for n, w in zip(parts, weights,
                                                                                                   strict=True) if w > 0}
+        if kind == cands.CLV:  # the geometric blend, scaled on its out-of-time predictions
+            blend = BlendScorer(scorers, {n: float(w) * len(parts) for n, w in zip(parts, weights, strict=True)},
+                                space="log")
+            return blend, CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))
         blend = BlendScorer(scorers, {n: float(w) for n, w in zip(parts, weights, strict=True) if w > 0}, intercept)
         return blend, IDENTITY[kind]
     calibrator = CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))
-    scorer = _refit_one(kind, chosen, rows, features, seed)
-    if chosen.calibration == FRESHEST_LEVEL:
-        freshest = rows[rows["cutoff_date"] == rows["cutoff_date"].max()]
-        predicted = scorer.link(freshest) if kind == cands.CHURN else scorer.value(freshest)
-        calibrator = calibrator.anchored(predicted, freshest[LABEL[kind]].to_numpy(dtype=float))
-    return scorer, calibrator
+    return _refit_one(kind, chosen, rows, features, seed), calibrator
 
 
 def _refit_one(kind: str, result: CandidateResult, rows: pd.DataFrame, features: list[str], seed: int):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
@@ -54,15 +53,6 @@ class PlattCalibrator:
     def predict(self, link: np.ndarray) -> np.ndarray:
         return expit(self.slope * np.asarray(link, dtype=float) + self.intercept)
 
-    def anchored(self, link: np.ndarray, labels) -> PlattCalibrator:
-        """The same slope, with the intercept that makes the mean probability on `link` (the
-        model's freshest labelled cutoff) equal to its churn rate: the level of churn as last
-        seen, instead of the level the out-of-time origins had."""
-        rate = float(np.clip(np.mean(labels), 1e-4, 1 - 1e-4))
-        scaled = self.slope * np.asarray(link, dtype=float)
-        intercept = brentq(lambda b: float(np.mean(expit(scaled + b))) - rate, -50.0, 50.0)
-        return PlattCalibrator(self.slope, float(intercept))
-
 
 @dataclass(frozen=True)
 class RevenueScale:
@@ -81,14 +71,6 @@ class RevenueScale:
     def predict(self, predicted: np.ndarray) -> np.ndarray:
         return self.factor * np.clip(np.asarray(predicted, dtype=float), 0, None)
 
-    def anchored(self, predicted: np.ndarray, revenue) -> RevenueScale:
-        """The factor that matches the total on the model's freshest labelled cutoff."""
-        return RevenueScale.fit(predicted, revenue)
-
 
 IDENTITY = {"churn": PlattCalibrator(1.0, 0.0), "clv": RevenueScale(1.0)}
 CALIBRATORS = {"churn": PlattCalibrator, "clv": RevenueScale}
-# How the level is set: as on the out-of-time origins (a trend there carries on), or as last
-# seen on the model's freshest labelled cutoff (the level stays where it was). The backtest
-# chooses, per candidate.
-OUT_OF_TIME, FRESHEST_LEVEL = "out-of-time", "freshest level"

@@ -54,7 +54,7 @@ CHURN_CANDIDATES = [
 CLV_CANDIDATES = [
     Candidate("bgnbd_gamma_gamma", 1, "BG/NBD x Gamma-Gamma expected revenue"),
     Candidate("lightgbm", 2, "LightGBM with a Tweedie loss, complexity chosen by the backtest"),
-    Candidate("blend", 3, "non-negative least-squares blend of the other candidates"),
+    Candidate("blend", 3, "geometric mean of the other candidates, each scaled to the realised revenue"),
 ]
 LIFETIME_COLUMN = {CHURN: "bgnbd_probability_no_purchase", CLV: "bgnbd_gamma_gamma_clv"}
 LOGISTIC_STRENGTHS = (0.05, 0.5)  # inverse regularisation strength, strongest regularisation first

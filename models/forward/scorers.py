@@ -143,17 +143,22 @@ class LifetimeScorer:
 
 @dataclass
 class BlendScorer:
-    """A weighted sum of other scorers' links (churn) or values (CLV), weights never
-    negative, so that each part's contributions keep their direction in the blend."""
+    """A weighted sum of other scorers' links (churn), weights never negative, so that each
+    part's contributions keep their direction in the blend; or (CLV) the geometric mean of
+    the parts' values, each scaled by its weight."""
 
     parts: dict[str, object]
     weights: dict[str, float]
     intercept: float = 0.0
+    space: str = "linear"  # "log": revenue parts scaled by their weights, then their geometric mean (CLV)
 
     def link(self, frame: pd.DataFrame) -> np.ndarray:
         return self.intercept + sum(w * self.parts[n].link(frame) for n, w in self.weights.items())
 
     def value(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.space == "log":
+            logs = [np.log1p(np.clip(w * self.parts[n].value(frame), 0, None)) for n, w in self.weights.items()]
+            return np.expm1(np.mean(logs, axis=0))
         return self.intercept + sum(w * self.parts[n].value(frame) for n, w in self.weights.items())
 
     def _weighted(self, method: str, frame: pd.DataFrame) -> pd.DataFrame:

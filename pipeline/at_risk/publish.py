@@ -28,7 +28,8 @@ def build_manifest(tables: Tables, as_of: dt.date, scored: pd.DataFrame, at_risk
     return {
         "at_risk_list_version": AT_RISK_VERSION,
         "as_of_date": as_of.isoformat(),
-        "models": {m.name: {"version": m.version, "run_id": m.run_id} for m in champions},
+        "models": {m.name: {"version": m.version, "run_id": m.run_id, "training_run_id": m.training_run_id}
+                   for m in champions},
         "input_data": tables.fingerprint(),
         "customers_scored": len(scored),
         "customers_listed": len(at_risk),

@@ -32,12 +32,29 @@ BACKTEST_CUTOFFS = 6
 @dataclass
 class Backtest:
     """`cutoffs`: one row per backtested cutoff; `forecast`: the prediction for the next
-    horizon from the end of the data."""
+    horizon from the end of the data; `forward`: the training run's walk-forward backtest,
+    one row per origin and model (what a model trained only on the past reached there)."""
 
     cutoffs: pd.DataFrame
     forecast: dict[str, object]
     churn_model: str
     clv_model: str
+    forward: pd.DataFrame | None = None
+
+
+FORWARD_COLUMNS = ["model", "origin", "customers", "roc_auc", "ece", "predicted_churn_rate", "churn_rate",
+                   "spearman", "aggregate_error_pct", "predicted_revenue", "realised_revenue"]
+
+
+def forward_table(churn_run: str, clv_run: str) -> pd.DataFrame | None:
+    """The champions' walk-forward backtest as their training run logged it (None for
+    champions trained before it existed)."""
+    rows = [{"model": kind} | row for kind, run in (("churn", churn_run), ("clv", clv_run))
+            for row in tracking.champion_backtest(run, kind)]
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    return table.reindex(columns=[c for c in FORWARD_COLUMNS if c in table])
 
 
 def complete_cutoffs(data_end: dt.date, horizon_days: int, until: dt.date, count: int) -> list[dt.date]:
@@ -115,4 +132,5 @@ def run_backtest(tables: Tables, cfg: Config, until: dt.date) -> Backtest | None
         table = backtest_frame(tables, cfg, cutoffs, churn.fitted, clv.fitted, training, validation)
         ahead = forecast(tables, cfg, min(until, data_end + dt.timedelta(days=1)), churn.fitted, clv.fitted)
         info["cutoffs"], info["customers"] = len(table), int(table["customers"].sum())
-    return Backtest(table, ahead, f"{churn.name} v{churn.version}", f"{clv.name} v{clv.version}")
+    return Backtest(table, ahead, f"{churn.name} v{churn.version}", f"{clv.name} v{clv.version}",
+                    forward_table(churn.run_id, clv.run_id))

@@ -52,6 +52,9 @@ def build_kpi_report(
         if results.backtest is not None:
             paths["backtest"] = out_dir / "backtest.csv"
             atomic_write_csv(_for_csv(results.backtest.cutoffs), paths["backtest"])
+            if results.backtest.forward is not None:
+                paths["backtest_forward"] = out_dir / "backtest_forward.csv"
+                atomic_write_csv(results.backtest.forward, paths["backtest_forward"])
         atomic_write_text(page, paths["html"])
         info["periods"], info["out_dir"] = len(results.periods), str(out_dir)
     return paths

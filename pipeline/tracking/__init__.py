@@ -19,11 +19,13 @@ from pipeline.tracking.registry import (
     pending_pair,
     repair_champions,
     set_champions,
+    training_run_of,
 )
 from pipeline.tracking.runs import owner, owner_gone, reap_abandoned_runs, tracked_run
 from pipeline.tracking.store import current_config, git_commit, guarded, sqlite_path, start_tracking, store_failure
 from pipeline.tracking.training import (
     TrainedModels,
+    champion_backtest,
     decide_promotion,
     judge,
     log_training_run,
@@ -34,7 +36,8 @@ from pipeline.tracking.training import (
 )
 
 __all__ = [
-    "CHAMPION", "PAIR_TAG", "Champion", "PyfuncModel", "TrainedModels", "champion_or_none", "current_config",
+    "CHAMPION", "PAIR_TAG", "Champion", "PyfuncModel", "TrainedModels", "champion_backtest", "champion_or_none",
+    "current_config", "training_run_of",
     "decide_promotion", "git_commit", "guarded", "judge", "load_champion", "load_champions", "log_model",
     "log_training_run", "log_tuning_result", "owner", "owner_gone", "pending_pair", "promotion_verdict",
     "reap_abandoned_runs", "repair_champions", "set_champions", "sqlite_path", "start_tracking", "store_exists",

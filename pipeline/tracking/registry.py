@@ -55,8 +55,9 @@ def log_model(model, name: str, example: pd.DataFrame):
 class Champion:
     name: str
     version: str
-    run_id: str
+    run_id: str  # the model's own run: its backtest, cutoffs, metrics and plots
     model: mlflow.pyfunc.PyFuncModel
+    training_run_id: str = ""  # the training run both champions of a pair come from
 
     @property
     def fitted(self):
@@ -87,7 +88,12 @@ def load_champion(client: MlflowClient, name: str, version: str | None = None) -
         raise ModelNotFoundError(f"The '{CHAMPION}' version {found.version} of the registered model '{name}' was "
                                  f"logged by an older version of churn-pipeline and cannot be loaded ({exc}). Run "
                                  "`make train` to train and register a new champion.") from exc
-    return Champion(name, str(found.version), found.run_id, model)
+    return Champion(name, str(found.version), found.run_id, model, training_run_of(client, found.run_id))
+
+
+def training_run_of(client: MlflowClient, run_id: str) -> str:
+    """The training run a model's run belongs to (its parent; itself for older runs)."""
+    return client.get_run(run_id).data.tags.get("mlflow.parentRunId", run_id)
 
 
 def pending_pair(client: MlflowClient) -> dict:

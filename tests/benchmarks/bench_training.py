@@ -63,6 +63,7 @@ from pipeline.config import Config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TREES = 200
 PHASE_MARK = "phase "
+PARTIAL = "training_partial.json"  # in DIR/<N>: the child's result after its latest phase
 
 
 def main() -> None:
@@ -193,14 +194,17 @@ def in_child(name: str, customers: int, args: argparse.Namespace) -> dict:
         for thread in threads:
             thread.join(timeout=10)
     seconds = time.perf_counter() - began
+    partial = None
+    if name == "train" and (cwd / PARTIAL).is_file() and (cwd / PARTIAL).stat().st_mtime >= time.time() - seconds:
+        partial = json.loads((cwd / PARTIAL).read_text())
     if stopped:
         print(f"   DID NOT FIT: stopped in phase {state['phase']} after {seconds:.0f} s: {stopped}", flush=True)
         return {"error": "did not fit", "why": stopped, "phase": state["phase"], "highest_rss_gb": highest,
-                "wall_seconds": seconds}
+                "wall_seconds": seconds, "partial": partial}
     if child.returncode != 0:
         print(f"   child {name} failed with exit code {child.returncode} in phase {state['phase']}", flush=True)
         return {"error": f"exit code {child.returncode}", "phase": state["phase"], "stderr_tail": list(tail),
-                "highest_rss_gb": highest, "wall_seconds": seconds}
+                "highest_rss_gb": highest, "wall_seconds": seconds, "partial": partial}
     return json.loads(state["stdout"].strip().splitlines()[-1])
 
 
@@ -237,8 +241,9 @@ def growth(sizes: list[dict]) -> list[dict]:
                "frame_rows": b["frame_rows"] / a["frame_rows"], "peak_gb": b["peak_gb"] / a["peak_gb"]}
         for phase in ("frame", "churn", "clv", "baseline_before", "baseline_after"):
             row[f"{phase}_seconds"] = b["phases"][phase]["seconds"] / a["phases"][phase]["seconds"]
-        for ratio in ("churn_per_baseline", "clv_per_baseline"):
-            row[ratio] = b[ratio] / a[ratio]
+        for ratio in ("churn_per_baseline", "clv_per_baseline", "churn_per_baseline_cpu", "clv_per_baseline_cpu"):
+            if ratio in a and ratio in b:
+                row[ratio] = b[ratio] / a[ratio]
         out.append(row)
     return out
 
@@ -260,20 +265,23 @@ def markdown(summary: dict) -> str:
              "just after it. Peak: the process's ru_maxrss after the phase (running maximum); validation is "
              "timed apart.", "",
              "| customers | cutoffs | frame rows | frame s | churn s | clv s | LightGBM fit s (before / after) "
-             "| churn / fit | clv / fit | peak GB after frame / churn / clv |",
+             "| churn / fit (CPU) | clv / fit (CPU) | peak GB after frame / churn / clv |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in summary["sizes"]:
         t = size.get("training", {})
         if "error" in t or not t:
             why = t.get("why", t.get("error", "not measured")) if t else "world not generated"
+            done = (t.get("partial") or {}).get("phases", {})
+            shown = "; ".join(f"{k} {v['seconds']:.1f} s, peak {v['peak_gb']:.1f} GB" for k, v in done.items())
             lines.append(f"| {size['customers']:,} | | | | | | | | | DID NOT RUN TO THE END: {why} "
-                         f"(phase {t.get('phase', '-')}) |")
+                         f"(phase {t.get('phase', '-')}){'; done: ' + shown if shown else ''} |")
             continue
         p = t["phases"]
         lines.append(f"| {size['customers']:,} | {t['n_cutoffs']} | {t['frame_rows']:,} | {p['frame']['seconds']:.1f} "
                      f"| {p['churn']['seconds']:.1f} | {p['clv']['seconds']:.1f} "
                      f"| {p['baseline_before']['seconds']:.1f} / {p['baseline_after']['seconds']:.1f} "
-                     f"| {t['churn_per_baseline']:.1f}x | {t['clv_per_baseline']:.1f}x "
+                     f"| {t['churn_per_baseline']:.1f}x ({t.get('churn_per_baseline_cpu', float('nan')):.1f}x) "
+                     f"| {t['clv_per_baseline']:.1f}x ({t.get('clv_per_baseline_cpu', float('nan')):.1f}x) "
                      f"| {p['frame']['peak_gb']:.1f} / {p['churn']['peak_gb']:.1f} / {p['clv']['peak_gb']:.1f} |")
     lines.append("")
     for size in summary["sizes"]:
@@ -285,6 +293,9 @@ def markdown(summary: dict) -> str:
                      f"{g['frame_rows']:.1f}x, seconds frame {g['frame_seconds']:.1f}x, churn {g['churn_seconds']:.1f}x, "
                      f"clv {g['clv_seconds']:.1f}x, baseline fit {g['baseline_before_seconds']:.1f}x; ratio to the fit "
                      f"churn {g['churn_per_baseline']:.2f}x, clv {g['clv_per_baseline']:.2f}x; peak {g['peak_gb']:.1f}x")
+    lines.append("")
+    lines.append("CPU: the same ratios in CPU seconds of this process (steadier than wall seconds when other work "
+                 "shares the cores: the phases are mostly one thread).")
     return "\n".join(lines) + "\n"
 
 
@@ -304,8 +315,11 @@ def report(summary: dict) -> None:
         t = size.get("training", {})
         print(f"\n   {size['customers']:,} customers")
         if "phases" not in t:
-            print(f"   NOT MEASURED: {t.get('why', t.get('error', 'the world was not generated'))} "
+            print(f"   NOT MEASURED TO THE END: {t.get('why', t.get('error', 'the world was not generated'))} "
                   f"(phase {t.get('phase', '-')})")
+            for name, phase in (t.get("partial") or {}).get("phases", {}).items():
+                print(f"   done before: {name} {phase['seconds']:.1f} s ({phase['cpu_seconds']:.1f} s CPU), "
+                      f"peak {phase['peak_gb']:.2f} GB")
             continue
         print(f"   {t['n_cutoffs']} cutoffs ({t['cutoffs'][0]} .. {t['cutoffs'][-1]}), frame {t['frame_rows']:,} rows x "
               f"{t['frame_columns']} columns ({t['frame_gb']:.2f} GB)")
@@ -314,7 +328,8 @@ def report(summary: dict) -> None:
             own = "-" if phase.get("phase_peak_gb") is None else f"{phase['phase_peak_gb']:.2f}"
             print(f"   {name:<16} {phase['seconds']:>9.1f} {phase['cpu_seconds']:>8.1f} {phase['rss_gb']:>7.2f} "
                   f"{phase['peak_gb']:>8.2f} {own:>10}")
-        print(f"   churn / baseline fit {t['churn_per_baseline']:.2f}x, clv / baseline fit {t['clv_per_baseline']:.2f}x")
+        print(f"   churn / baseline fit {t['churn_per_baseline']:.2f}x (CPU {t.get('churn_per_baseline_cpu', 0):.2f}x), "
+              f"clv / baseline fit {t['clv_per_baseline']:.2f}x (CPU {t.get('clv_per_baseline_cpu', 0):.2f}x)")
         for name in ("churn", "clv"):
             parts = t["phases"][name].get("parts", {})
             print(f"   {name} parts: " + ", ".join(f"{k} {v['seconds']:.1f} s ({v['calls']})" for k, v in parts.items()))
@@ -342,10 +357,13 @@ def status_gb(field: str) -> float | None:
 class Meter:
     """Times phases and reads memory after each; prints one progress line per phase."""
 
-    def __init__(self, parts: PartTimes) -> None:
+    def __init__(self, parts: PartTimes, partial: Path) -> None:
         self.phases: dict[str, dict] = {}
         self.parts = parts
         self.peak = 0.0
+        self.partial = partial  # the result so far, after every phase: what a stopped child leaves
+        self.result: dict = {"phases": self.phases}
+        partial.unlink(missing_ok=True)
 
     @contextmanager
     def __call__(self, name: str):
@@ -367,6 +385,7 @@ class Meter:
         print(f"{PHASE_MARK}{name} done: {info['seconds']:.1f} s ({info['cpu_seconds']:.1f} s CPU), RSS "
               f"{info['rss_gb']:.2f} GB, peak {self.peak:.2f} GB" + (f" (this phase {own:.2f} GB)" if own else ""),
               file=sys.stderr, flush=True)
+        self.partial.write_text(json.dumps(self.result | {"peak_gb": self.peak}, default=plain) + "\n")
 
 
 class PartTimes:
@@ -406,8 +425,11 @@ class PartTimes:
             finally:
                 self.stack.pop()
                 entry = self.seconds.setdefault(key, {"seconds": 0.0, "calls": 0})
-                entry["seconds"] += time.perf_counter() - began
+                took = time.perf_counter() - began
+                entry["seconds"] += took
                 entry["calls"] += 1
+                if len(self.stack) <= 1 and label != "figures":  # progress inside a long phase
+                    print(f"  {time.strftime('%H:%M:%S')} part {key} done in {took:.1f}s", file=sys.stderr, flush=True)
         return timed
 
     def take(self) -> dict[str, dict]:
@@ -443,8 +465,9 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     plain_fit = candidates.fit_booster  # the baseline calls it unwrapped
     parts = PartTimes()
     parts.install()
-    meter = Meter(parts)
-    result: dict = {"code": code_version(), "customers": customers, "phases": meter.phases}
+    meter = Meter(parts, folder / PARTIAL)
+    result = meter.result
+    result |= {"code": code_version(), "customers": customers}
     with meter("validate"):
         tables = load_tables(world, dt.datetime.now(), cfg.data.quarantine_dir, "parquet", cfg.data.engine_memory_gb)
     plans = training_plans(tables, cfg)
@@ -491,9 +514,12 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     phases = meter.phases
     result["churn_per_baseline"] = phases["churn"]["seconds"] / phases["baseline_before"]["seconds"]
     result["clv_per_baseline"] = phases["clv"]["seconds"] / phases["baseline_after"]["seconds"]
+    result["churn_per_baseline_cpu"] = phases["churn"]["cpu_seconds"] / phases["baseline_before"]["cpu_seconds"]
+    result["clv_per_baseline_cpu"] = phases["clv"]["cpu_seconds"] / phases["baseline_after"]["cpu_seconds"]
     result["peak_gb"] = meter.peak
     result["code_after"] = code_version()  # differs from "code" when the sources changed during the run
     tables.close()
+    (folder / PARTIAL).unlink(missing_ok=True)  # the whole result goes to the parent
     return result
 
 
@@ -501,7 +527,7 @@ def outcome(evaluation) -> dict:
     """The backtest's choice, every candidate's setting and mean primary metric, and the metrics."""
     bt = evaluation.backtest
     return {"chosen": bt.chosen, "why": bt.why, "origins": [o.isoformat() for o in bt.origins],
-            "candidates": {name: {"setting": r.setting, "calibration": r.calibration,
+            "candidates": {name: {"setting": r.setting, "calibration": getattr(r, "calibration", None),
                                   "mean_primary": r.mean(bt.primary), "settings_tried": r.settings_tried,
                                   "params": {k: v for k, v in r.params.items() if k != "parts"}}
                            for name, r in bt.results.items()},

@@ -83,9 +83,10 @@ def client_of(db: Path) -> MlflowClient:
 
 
 def champions_of(db: Path) -> dict[str, tuple[str, str]]:
+    """Per model, the champion's version and the training run it comes from."""
     client = client_of(db)
     found = {name: client.get_model_version_by_alias(name, "champion") for name in ("churn", "clv")}
-    return {name: (str(v.version), v.run_id) for name, v in found.items()}
+    return {name: (str(v.version), tracking.training_run_of(client, v.run_id)) for name, v in found.items()}
 
 
 def copy_store(world: Path, folder: Path) -> tuple[Path, dict]:
@@ -333,7 +334,7 @@ def test_a_train_killed_between_the_two_aliases_leaves_one_pair(world, tmp_path)
     assert half["churn"] != before["churn"] and half["clv"] == before["clv"]  # one alias written, not the other
     # Scoring reads the pair the promotion decided, not a churn and a CLV model of two runs.
     churn_model, clv_model = tracking.load_champions(tracking_config(db))
-    assert churn_model.run_id == clv_model.run_id == half["churn"][1]
+    assert churn_model.training_run_id == clv_model.training_run_id == half["churn"][1]
     # The next training run completes the promotion and fails the run the kill left RUNNING.
     result = churn("train", "--promote", "never", "--config", config, env=env, log_to=tmp_path / "train.log")
     assert result.returncode == 0, result.stderr
