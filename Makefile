@@ -52,6 +52,7 @@ report: setup ## Write the retention KPI report (HTML + CSV)
 	$(CHURN) report --config $(CONFIG)
 
 ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
+	@echo "MLflow UI: http://127.0.0.1:5000/#/?workflowType=machine_learning (its model-training view; Ctrl-C stops it)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup browser ## Run the test suite

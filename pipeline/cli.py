@@ -208,7 +208,14 @@ def _log_training_summary(summary: dict) -> None:
     log.info("clv model %s, walk-forward backtest (mean of %d origins): Spearman %.3f (+/- %.3f), normalized Gini "
              "%.3f, MAE %.2f, aggregate error %.1f%%", chosen["clv"], v["backtest_origins"], v["spearman"],
              v["spearman_std"], v["normalized_gini"], v["mae"], v["aggregate_error_pct"])
-    log.info("MLflow run %s (open it with `make ui`)", summary["run_id"])
+    log.info("MLflow run %s: after `make ui`, open %s", summary["run_id"],
+             ui_link(f"experiments/{summary['experiment_id']}/runs/{summary['run_id']}"))
+
+
+def ui_link(page: str = "") -> str:
+    """A page of the MLflow UI that `make ui` serves, in its model-training view (without the
+    parameter, MLflow 3 opens on its GenAI view)."""
+    return f"http://127.0.0.1:5000/#/{page}?workflowType=machine_learning"
 
 
 @app.command()

@@ -128,9 +128,12 @@ def log_training_run(cfg: Config, trained: TrainedModels, promote: str) -> dict:
                 versions[kind] = log_model_run(client, cfg, trained, kind, names[kind])
         decision = decide_promotion(client, cfg, trained, versions, promote)
         mlflow.log_dict(decision, "promotion.json")
+        mlflow.set_tag("mlflow.note.content", "\n\n".join(  # the run's Description in the UI
+            [version_description(kind, cfg, trained) for kind in KINDS] + [f"Promotion: {decision['why']}."]))
         if decision["promoted"]:
             set_champions(client, cfg.tracking, {names[kind]: versions[kind] for kind in models}, run.info.run_id)
-    return {"run_id": run.info.run_id, "churn": trained.churn.metrics, "clv": trained.clv.metrics,
+    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "churn": trained.churn.metrics,
+            "clv": trained.clv.metrics,
             "promotion": decision, "rows": trained.training_rows, "churn_plan": trained.plans["churn"].as_dict(),
             "candidates": {kind: getattr(trained, kind).backtest.chosen for kind in KINDS}}
 

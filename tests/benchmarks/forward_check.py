@@ -301,7 +301,8 @@ def train(plan: Plan, config: Path) -> float:
 
 
 def champions(config: Path) -> tuple[object, object, dict]:
-    """The fitted churn and CLV champions of the run's store, and what they were validated on."""
+    """The fitted churn and CLV champions of the run's store, and what the training run's
+    walk-forward backtest reported for them (the means over its origins)."""
     from mlflow import MlflowClient
 
     from pipeline.config import load_config
@@ -310,9 +311,11 @@ def champions(config: Path) -> tuple[object, object, dict]:
     cfg = load_config(config)
     churn, clv = load_champions(cfg.tracking)
     client = MlflowClient(tracking_uri=cfg.tracking.uri, registry_uri=cfg.tracking.uri)
-    metrics = client.get_run(churn.run_id).data.metrics
+    run_id = getattr(churn, "training_run_id", "") or churn.run_id  # older checkouts: one run for both
+    metrics = client.get_run(run_id).data.metrics
     validation = {"churn_roc_auc": metrics.get("churn_roc_auc"), "churn_ece": metrics.get("churn_ece"),
-                  "clv_spearman": metrics.get("clv_spearman"), "run_id": churn.run_id,
+                  "clv_spearman": metrics.get("clv_spearman"),
+                  "clv_aggregate_error_pct": metrics.get("clv_aggregate_error_pct"), "run_id": run_id,
                   "versions": {churn.name: churn.version, clv.name: clv.version}}
     return churn.fitted, clv.fitted, validation
 
@@ -494,7 +497,7 @@ def measure(plan: Plan, cfg) -> dict:
         "code_version": code_version(plan.code_root), "data_end": data_end.isoformat(),
         "churn_horizon_days": plan.churn_horizon, "clv_horizon_days": plan.clv_horizon,
         "train_seconds": seconds, "rows": len(rows), "truncated_tables": kept,
-        "training": training_cutoffs, "training_validation": validation, "features_match_truncated": features_match,
+        "training": training_cutoffs, "training_reported": validation, "features_match_truncated": features_match,
         "churn": churn_summary(y, prob), "clv": clv_summary(revenue, clv),
         "baselines": baselines(plan, frame, rows, cfg.model.seed),
         **oracle(plan, cfg, rows, prob),
