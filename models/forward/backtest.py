@@ -99,10 +99,10 @@ def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, toler
         elif candidate.name == "lightgbm":
             results["lightgbm"] = _lightgbm(context, candidate, features, seed, tuned, explicit)
         elif candidate.name == "logistic":
+            paths = [cands.fit_logistic_path(f.training, f.training[LABEL[kind]], features, seed,
+                                             cands.LOGISTIC_STRENGTHS) for f in folds]
             results["logistic"] = _best_setting(context, candidate, {
-                f"C={c:g}": ({"strength": c}, [cands.fit_logistic(f.training, f.training[LABEL[kind]], features,
-                                                                   seed, c) for f in folds])
-                for c in cands.LOGISTIC_STRENGTHS})
+                f"C={c:g}": ({"strength": c}, [path[c] for path in paths]) for c in cands.LOGISTIC_STRENGTHS})
         else:
             results[candidate.name] = _best_setting(context, candidate, {
                 "fitted": ({}, [cands.fit_lifetime(kind, f.training) for f in folds])})

@@ -15,7 +15,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.baselines import train_logistic_baseline
+from models.baselines import train_logistic_baselines
 from models.forward.scorers import BoosterScorer, LifetimeScorer, LinearScorer, clipped_logit
 from models.schema import FeatureSchema
 
@@ -115,8 +115,14 @@ def best_rounds(curves: list[list[float]], higher_is_better: bool) -> int:
 
 def fit_logistic(frame: pd.DataFrame, target: pd.Series, features: list[str], seed: int,
                  strength: float) -> LinearScorer:
-    pipeline = train_logistic_baseline(frame, target, features, seed, strength)
-    return LinearScorer.fitted(pipeline, pipeline.schema, frame)
+    return fit_logistic_path(frame, target, features, seed, (strength,))[strength]
+
+
+def fit_logistic_path(frame: pd.DataFrame, target: pd.Series, features: list[str], seed: int,
+                      strengths: tuple[float, ...]) -> dict[float, LinearScorer]:
+    """One logistic regression per strength, on one shared transformation of the columns."""
+    pipelines = train_logistic_baselines(frame, target, features, seed, strengths)
+    return {strength: LinearScorer.fitted(p, p.schema, frame) for strength, p in pipelines.items()}
 
 
 def fit_lifetime(kind: str, frame: pd.DataFrame) -> LifetimeScorer:
