@@ -8,6 +8,8 @@ Pure functions of frames: no disk, no MLflow (pipeline/tracking/ logs what they 
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:  # built by features/model_input.py; only their shape matters 
 SHAP_SAMPLE_ROWS = 2_000
 CHURN_METRICS = ("roc_auc", "pr_auc", "ece", "brier", "log_loss", "top_decile_lift", "capture_top_10pct",
                  "capture_top_20pct", "churn_rate")
-CLV_METRICS = ("spearman", "normalized_gini", "mae", "aggregate_error_pct")
+CLV_METRICS = ("spearman", "normalized_gini", "mae", "rmse", "capture_top_10pct", "aggregate_error_pct")
 
 
 @dataclass
@@ -79,8 +81,11 @@ class Choice:
     explicit: dict | None = None  # LightGBM parameters given in the config (over every point)
 
 
+Oracle = Callable[[pd.Series, dt.date], np.ndarray]  # customer ids, cutoff -> true churn probability
+
+
 def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: list[str], choice: Choice,
-                   horizons: Horizons, catalog: list[Feature], oracles: list[np.ndarray] | None = None,
+                   horizons: Horizons, catalog: list[Feature], oracle: Oracle | None = None,
                    reasons_per_customer: int | None = None) -> Evaluation:
     """The churn candidates on the backtest, and the winner refit on `production`.
 
@@ -88,6 +93,7 @@ def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: li
     (models/reason_check.py), written as scoring writes them, for every customer of the
     latest origin whatever their probability (a superset of any tier's list)."""
     enriched = enrich_folds(folds, horizons)
+    del folds  # the enriched copies hold the same rows: at a million customers, twice the memory otherwise
     result = backtest("churn", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
                       choice.tuned, choice.explicit)
     lifetime = fit_lifetime_model(production, horizons)
@@ -107,18 +113,18 @@ def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: li
         row["predicted_churn_rate"] = float(np.mean(chosen.calibrated[k]))
         row["customers"] = float(len(y))
         row["baseline_overdue_rule_roc_auc"] = churn_metrics(y, _ranks(overdue_rule_score(fold.origin)))["roc_auc"]
-        if oracles is not None:
-            row["oracle_roc_auc"] = churn_metrics(y, oracles[k])["roc_auc"]
+        if oracle is not None:
+            row["oracle_roc_auc"] = churn_metrics(y, oracle(fold.origin["customer_id"], fold.origin_date))["roc_auc"]
         per_origin.append(row)
     metrics = _means(per_origin)
     metrics["roc_auc_std"] = float(np.std([r["roc_auc"] for r in per_origin]))
     metrics["baseline_logistic_roc_auc"] = metrics["candidate_logistic_roc_auc"]
     metrics["baseline_bgnbd_roc_auc"] = metrics["candidate_bgnbd_roc_auc"]
-    if oracles is not None:
+    if oracle is not None:
         metrics["auc_share_of_oracle"] = metrics["roc_auc"] / metrics["oracle_roc_auc"]
     metrics["backtest_origins"] = len(enriched)
 
-    latest = folds[-1].origin
+    latest = enriched[-1].origin
     sample = latest.sample(min(len(latest), SHAP_SAMPLE_ROWS), random_state=choice.seed).sort_index()
     shap = model.shap_values(sample)
     metrics["reason_agreement_with_shap"] = top_reason_agreement(model.contributions(sample), shap, catalog)
@@ -152,6 +158,7 @@ def evaluate_clv(folds: list[FoldRows], production: pd.DataFrame, features: list
                  horizons: Horizons) -> Evaluation:
     """The CLV candidates on the backtest, beside the practice formula, and the winner refit."""
     enriched = enrich_folds(folds, horizons)
+    del folds  # as for churn
     result = backtest("clv", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
                       choice.tuned, choice.explicit)
     lifetime = fit_lifetime_model(production, horizons)
@@ -161,13 +168,15 @@ def evaluate_clv(folds: list[FoldRows], production: pd.DataFrame, features: list
 
     chosen = result.results[result.chosen]
     per_origin = []
-    for k, (raw, fold) in enumerate(zip(folds, enriched, strict=True)):
+    for k, fold in enumerate(enriched):
         row = {name: chosen.fold_metrics[k][name] for name in CLV_METRICS}
         row |= {f"candidate_{n}_{m}": r.fold_metrics[k][m] for n, r in result.results.items()
                 for m in ("spearman", "aggregate_error_pct")}
         row |= {"predicted_revenue": float(np.sum(chosen.calibrated[k])),
                 "realised_revenue": float(np.sum(result.targets[k])), "customers": float(len(result.targets[k]))}
-        practice = practice_formula_clv(raw.training, fold.origin, horizons)
+        # the churn rate of training rows whose churn window was over by the origin
+        known = fold.training["cutoff_date"].dt.date + dt.timedelta(days=horizons.churn_days) <= fold.origin_date
+        practice = practice_formula_clv(fold.training[known.to_numpy()], fold.origin, horizons)
         row |= {f"baseline_practice_formula_{m}": v for m, v in clv_metrics(result.targets[k], practice).items()
                 if m in ("spearman", "aggregate_error_pct")}
         per_origin.append(row)

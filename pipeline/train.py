@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-
 from features.catalog import feature_catalog
 from features.model_input import (
     CutoffPlan,
-    FoldRows,
     all_cutoffs,
     build_training_frame,
     fold_rows,
@@ -23,7 +20,7 @@ from features.model_input import (
     rows_at,
 )
 from features.population import latest_complete_cutoff
-from models.evaluation import Choice, Horizons, evaluate_churn, evaluate_clv
+from models.evaluation import Choice, Horizons, Oracle, evaluate_churn, evaluate_clv
 from pipeline import tracking
 from pipeline.config import Config, model_params
 from pipeline.demo import is_demo_world
@@ -42,18 +39,18 @@ def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", 
     features = [f.name for f in catalog if f.name in frame]
     params = model_params(cfg.model)
     horizons = Horizons(cfg.churn.horizon_days, cfg.clv.horizon_days)
-    folds = {kind: fold_rows(frame, plan) for kind, plan in plans.items()}
     production = {kind: rows_at(frame, plan.production) for kind, plan in plans.items()}
     choice = {kind: Choice(cfg.model.seed, cfg.training.selection_tolerance, params[kind]["tuned"] or None,
                            params[kind]["explicit"] or None) for kind in plans}
     with stage("backtest churn candidates and refit the winner") as info:
-        churn = evaluate_churn(folds["churn"], production["churn"], features, choice["churn"], horizons, catalog,
-                               demo_world_oracles(cfg, folds["churn"]), cfg.scoring.reasons_per_customer)
-        info |= {"origins": len(folds["churn"]), "chosen": churn.backtest.chosen,
+        # each model's folds are built for it and let go after: every fold is a copy of its rows
+        churn = evaluate_churn(fold_rows(frame, plans["churn"]), production["churn"], features, choice["churn"],
+                               horizons, catalog, demo_world_oracle(cfg), cfg.scoring.reasons_per_customer)
+        info |= {"origins": len(churn.backtest.origins), "chosen": churn.backtest.chosen,
                  "roc_auc": round(churn.metrics["roc_auc"], 4)}
     with stage("backtest clv candidates and refit the winner") as info:
-        clv = evaluate_clv(folds["clv"], production["clv"], features, choice["clv"], horizons)
-        info |= {"origins": len(folds["clv"]), "chosen": clv.backtest.chosen,
+        clv = evaluate_clv(fold_rows(frame, plans["clv"]), production["clv"], features, choice["clv"], horizons)
+        info |= {"origins": len(clv.backtest.origins), "chosen": clv.backtest.chosen,
                  "spearman": round(clv.metrics["spearman"], 4)}
     trained = tracking.TrainedModels(
         churn=churn, clv=clv, plans=plans, example_rows={k: production[k].tail(50) for k in plans},
@@ -71,13 +68,11 @@ def training_plans(tables: Tables, cfg: Config) -> dict[str, CutoffPlan]:
             "clv": plan_cutoffs(data_end, cfg.training, cfg.clv.horizon_days, anchor)}
 
 
-def demo_world_oracles(cfg: Config, folds: list[FoldRows]) -> list[np.ndarray] | None:
-    """On a generated demo world, the true churn probability of each origin's customers
+def demo_world_oracle(cfg: Config) -> Oracle | None:
+    """On a generated demo world, the true churn probability of given customers at a cutoff
     (the best any model could do); None on real data, which has no truth."""
     if not is_demo_world(cfg.data.path):
         return None
     from pipeline.demo.truth import oracle_for  # only a demo world has a truth to read
 
-    return [oracle_for(cfg.data.path, fold.origin["customer_id"], fold.origin_date, cfg.churn.horizon_days)
-            for fold in folds]
-
+    return lambda customer_ids, cutoff: oracle_for(cfg.data.path, customer_ids, cutoff, cfg.churn.horizon_days)

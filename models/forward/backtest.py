@@ -91,6 +91,8 @@ def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, toler
                              f"them; the data allows {len(folds)}. Use a longer history, or fewer or closer "
                              "cutoffs (training.cutoffs, training.spacing_days).")
     targets = [f.origin[LABEL[kind]].to_numpy(dtype=float) for f in folds]
+    for fold, target in zip(folds, targets, strict=True):
+        check_origin(kind, fold.origin_date, target)
     context = _Context(kind, folds, tolerance, targets)
     results = {}
     for candidate in (cands.CHURN_CANDIDATES if kind == cands.CHURN else cands.CLV_CANDIDATES):
@@ -110,6 +112,18 @@ def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, toler
     chosen, why = simplest_adequate(order, {n: [m[PRIMARY[kind]] for m in results[n].fold_metrics] for n in order},
                                     tolerance)
     return Backtest(kind, [f.origin_date for f in folds], results, chosen, why, targets)
+
+
+def check_origin(kind: str, origin: dt.date, target: np.ndarray) -> None:
+    """An origin where nothing varies cannot judge a ranking: say so instead of comparing NaNs."""
+    if kind == cands.CHURN and len(np.unique(target)) < 2:
+        raise ModelDataError(f"Backtest origin {origin}: all {len(target):,} active customers have the same churn "
+                             f"label ({'churned' if target.size and target[0] else 'retained'}), so no churn ranking "
+                             "can be judged there. Check the churn definition and horizon, or use more history.")
+    if kind == cands.CLV and not (np.clip(target, 0, None) > 0).any():
+        raise ModelDataError(f"Backtest origin {origin}: none of its {len(target):,} active customers spent anything "
+                             "in the CLV horizon after it, so no CLV ranking can be judged there. Check the "
+                             "transactions' amounts and the CLV horizon.")
 
 
 def simplest_adequate(order: list[str], scores: dict[str, list[float]], tolerance: float) -> tuple[str, str]:
@@ -176,10 +190,24 @@ def _lightgbm(context: _Context, candidate: cands.Candidate, features: list[str]
         fitted = [cands.fit_booster(kind, params, seed, f.training, f.training[label], features,
                                     eval_frame=f.origin, eval_target=f.origin[label]) for f in folds]
         rounds = cands.best_rounds([curve for _, curve in fitted], higher)
-        for scorer, _ in fitted:
-            scorer.rounds = min(rounds, scorer.rounds)
-        tried[setting] = (params | {"n_estimators": rounds}, [scorer for scorer, _ in fitted])
+        tried[setting] = (params | {"n_estimators": rounds},
+                          at_common_rounds(kind, params, seed, folds, fitted, rounds, features))
     return _best_setting(context, candidate, tried)
+
+
+def at_common_rounds(kind: str, params: dict, seed: int, folds: list[Fold], fitted: list, rounds: int,
+                     features: list[str]) -> list:
+    """Every fold's booster at the common number of rounds, as the refit that ships will be.
+    A fold that stopped early on its own origin keeps only the trees up to its own best round;
+    it is grown anew to the common length: scoring it at its own best would use its answers."""
+    scorers = []
+    for (scorer, _), fold in zip(fitted, folds, strict=True):
+        if scorer.booster.booster_.current_iteration() < rounds:
+            scorer, _ = cands.fit_booster(kind, params, seed, fold.training, fold.training[LABEL[kind]], features,
+                                          rounds=rounds)
+        scorer.rounds = rounds
+        scorers.append(scorer)
+    return scorers
 
 
 def blend_weights(kind: str, parts: list[np.ndarray], target: np.ndarray) -> tuple[np.ndarray, float]:
@@ -258,6 +286,9 @@ def refit(kind: str, result: Backtest, rows: pd.DataFrame, features: list[str], 
             blend = BlendScorer(scorers, {n: float(w) * len(parts) for n, w in zip(parts, weights, strict=True)},
                                 space="log")
             return blend, CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))
+        if not scorers:
+            raise ModelDataError("The blend of the churn candidates gives every part a weight of zero on the "
+                                 "backtest: none of them ranks churn there. Check the labels and the history.")
         blend = BlendScorer(scorers, {n: float(w) for n, w in zip(parts, weights, strict=True) if w > 0}, intercept)
         return blend, IDENTITY[kind]
     calibrator = CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))

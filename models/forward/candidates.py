@@ -58,6 +58,10 @@ CLV_CANDIDATES = [
 ]
 LIFETIME_COLUMN = {CHURN: "bgnbd_probability_no_purchase", CLV: "bgnbd_gamma_gamma_clv"}
 LOGISTIC_STRENGTHS = (0.05, 0.5)  # inverse regularisation strength, strongest regularisation first
+# A linear model of a few hundred coefficients has settled long before this many rows; its
+# transformed matrix (float64, with missing-value indicators) would otherwise be the largest
+# object of a training run at a million customers.
+LOGISTIC_MAX_ROWS = 250_000
 
 
 def lightgbm_settings(seed: int) -> dict:
@@ -97,11 +101,28 @@ def fit_booster(kind: str, params: dict, seed: int, frame: pd.DataFrame, target:
         estimator.fit(schema.prepare(frame), y)
         return BoosterScorer(schema, estimator, rounds or estimator.n_estimators), []
     eval_y = eval_target if kind == CHURN else eval_target.clip(lower=0)
-    metric, _ = EVAL_METRIC[kind]
+    metric, higher = EVAL_METRIC[kind]
     estimator.fit(schema.prepare(frame), y, eval_X=schema.prepare(eval_frame), eval_y=eval_y,
-                  callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+                  callbacks=[stop_without_gain(PATIENCE, higher)])
     curve = list(estimator.evals_result_["valid_0"][metric])
     return BoosterScorer(schema, estimator, len(curve)), curve
+
+
+def stop_without_gain(patience: int, higher_is_better: bool):
+    """Stop growing trees after `patience` rounds without a better metric, keeping every tree
+    grown (LightGBM's own early stopping keeps only those up to the best round, which the
+    backtest must not choose per fold)."""
+    best = {"value": None, "round": 0}
+
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        value = env.evaluation_result_list[0][2]
+        if best["value"] is None or (value > best["value"] if higher_is_better else value < best["value"]):
+            best["value"], best["round"] = value, env.iteration
+        elif env.iteration - best["round"] >= patience:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    callback.order = 30
+    return callback
 
 
 def best_rounds(curves: list[list[float]], higher_is_better: bool) -> int:
@@ -120,7 +141,11 @@ def fit_logistic(frame: pd.DataFrame, target: pd.Series, features: list[str], se
 
 def fit_logistic_path(frame: pd.DataFrame, target: pd.Series, features: list[str], seed: int,
                       strengths: tuple[float, ...]) -> dict[float, LinearScorer]:
-    """One logistic regression per strength, on one shared transformation of the columns."""
+    """One logistic regression per strength, on one shared transformation of the columns
+    (fitted on a seeded sample of LOGISTIC_MAX_ROWS rows when there are more)."""
+    if len(frame) > LOGISTIC_MAX_ROWS:
+        frame = frame.sample(LOGISTIC_MAX_ROWS, random_state=seed)
+        target = target.loc[frame.index]
     pipelines = train_logistic_baselines(frame, target, features, seed, strengths)
     return {strength: LinearScorer.fitted(p, p.schema, frame) for strength, p in pipelines.items()}
 

@@ -105,17 +105,22 @@ class LinearScorer:
         """Wrap a pipeline fitted on `frame`: map its output columns back to the features."""
         scorer = cls(pipeline, schema)
         names = pipeline[:-1].get_feature_names_out()
-        owners = [_owner(str(n), schema.names) for n in names]
+        owners = [_owner(str(n), schema) for n in names]
         scorer.columns_of = {f: [i for i, o in enumerate(owners) if o == f] for f in schema.names if f in owners}
         scorer.training_mean = scorer._transformed(frame).mean(axis=0)
         return scorer
 
 
-def _owner(column: str, features: list[str]) -> str:
-    """The feature a transformed column comes from ('numeric__x', 'missingindicator_x',
-    'categorical__x_value')."""
-    bare = column.split("__", 1)[-1].removeprefix("missingindicator_")
-    return max((f for f in features if bare == f or bare.startswith(f + "_")), key=len, default=bare)
+def _owner(column: str, schema: FeatureSchema) -> str:
+    """The feature a transformed column comes from: 'numeric__x' and
+    'numeric__missingindicator_x' are numeric x; 'categorical__x_level' is the categorical x
+    whose name, followed by one of its levels, spells the column."""
+    group, _, bare = column.partition("__")
+    if group == "numeric":
+        return bare.removeprefix("missingindicator_")
+    return next((f for f, levels in schema.categories.items()
+                 if any(bare == f"{f}_{level}" for level in (*levels, "missing", "infrequent_sklearn"))),
+                max((f for f in schema.categories if bare.startswith(f + "_")), key=len, default=bare))
 
 
 @dataclass

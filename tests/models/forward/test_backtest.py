@@ -13,8 +13,9 @@ import pytest
 from scipy.special import expit
 
 from models.errors import ModelDataError
-from models.forward.backtest import Fold, backtest, refit, simplest_adequate
+from models.forward.backtest import Fold, at_common_rounds, backtest, refit, simplest_adequate
 from models.forward.calibration import CALIBRATORS
+from models.forward.candidates import fit_booster
 
 FEATURES = [f"x{i}" for i in range(6)]
 ORIGINS = [dt.date(2025, 4, 1), dt.date(2025, 5, 1), dt.date(2025, 6, 1)]
@@ -114,3 +115,30 @@ def test_the_refit_learns_the_production_rows_and_carries_the_out_of_time_calibr
             assert calibrator == CALIBRATORS[kind].fit(*pooled)
         predicted = calibrator.predict(scorer.link(production) if kind == "churn" else scorer.value(production))
         assert np.isfinite(predicted).all() and (predicted >= 0).all()
+
+
+def test_an_origin_where_nobody_spends_is_named_not_compared():
+    folds = world(linear)
+    folds[1].origin["future_revenue"] = 0.0
+    with pytest.raises(ModelDataError, match=r"Backtest origin 2025-05-01: none of its 1,500 active customers spent"):
+        backtest("clv", folds, FEATURES, seed=1, tolerance=0.002)
+
+
+def test_an_origin_where_everyone_churns_is_named_not_compared():
+    folds = world(linear)
+    folds[0].origin["is_churned"] = 1.0
+    with pytest.raises(ModelDataError, match=r"Backtest origin 2025-04-01: all 1,500 active customers have the same"):
+        backtest("churn", folds, FEATURES, seed=1, tolerance=0.002)
+
+
+def test_every_fold_is_scored_at_the_rounds_the_refit_will_grow():
+    folds = world(with_interactions)
+    params = {"num_leaves": 63, "min_child_samples": 20}
+    fitted = [fit_booster("churn", params, 1, f.training, f.training["is_churned"], FEATURES, eval_frame=f.origin,
+                          eval_target=f.origin["is_churned"]) for f in folds]
+    stopped = [len(curve) for _, curve in fitted]
+    rounds = max(stopped)  # a common length beyond where some folds stopped on their own origin
+    assert min(stopped) < rounds
+    scorers = at_common_rounds("churn", params, 1, folds, fitted, rounds, FEATURES)
+    assert [s.rounds for s in scorers] == [rounds] * len(folds)
+    assert all(s.booster.booster_.num_trees() >= rounds for s in scorers)

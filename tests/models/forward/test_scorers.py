@@ -63,3 +63,15 @@ def test_a_blend_weighs_its_parts_contributions(rows):
     assert_adds_up(blend, scored, exact=True)
     expected = 0.7 * logistic.contributions(scored)["x0"]
     pd.testing.assert_series_equal(blend.contributions(scored)["x0"], expected, check_names=False)
+
+
+def test_a_level_of_a_category_is_credited_to_its_category_not_to_a_feature_named_like_it():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"plan": pd.Categorical(rng.choice(["type_a", "basic"], 400)),
+                          "plan_type": rng.normal(size=400).astype(np.float32),
+                          "cutoff_date": pd.Timestamp("2025-01-01")})
+    target = pd.Series((rng.random(400) < 0.5).astype(float))
+    scorer = fit_logistic(frame, target, ["plan", "plan_type"], seed=1, strength=0.5)
+    names = scorer.pipeline[:-1].get_feature_names_out()
+    assert {str(names[i]) for i in scorer.columns_of["plan"]} == {"categorical__plan_type_a", "categorical__plan_basic"}
+    assert [str(names[i]) for i in scorer.columns_of["plan_type"]] == ["numeric__plan_type"]
