@@ -61,7 +61,7 @@ LOGISTIC_STRENGTHS = (0.05, 0.5)  # inverse regularisation strength, strongest r
 # A linear model of a few hundred coefficients has settled long before this many rows; its
 # transformed matrix (float64, with missing-value indicators) would otherwise be the largest
 # object of a training run at a million customers.
-LOGISTIC_MAX_ROWS = 250_000
+LOGISTIC_MAX_ROWS = 100_000
 
 
 def lightgbm_settings(seed: int) -> dict:

@@ -10,15 +10,16 @@ Each size then trains in one fresh child process that mirrors pipeline/train.py 
 without MLflow: the default config (pipeline/config.py; data.path at the world, the project's
 tuned-parameter file, scoring.reasons_per_customer unchanged), `training_plans`, then
 - frame:    build_training_frame for every cutoff of both plans (active spine, every feature
-            stage, both labels); then `fold_rows` / `rows_at` slice it ("slices", timed apart);
-- churn:    evaluate_churn: BG/NBD, logistic (2 strengths), LightGBM (its complexity grid) and
-            the blend on every origin, the winner refit on the production rows, SHAP and reasons;
-- clv:      evaluate_clv: the same for CLV;
+            stage, both labels); then `rows_at` slices the production rows ("slices", timed apart);
+- churn:    `fold_rows` for churn, then evaluate_churn: BG/NBD, logistic (2 strengths), LightGBM
+            (its complexity grid) and the blend on every origin, the winner refit on the
+            production rows, SHAP and reasons (the folds are let go after, as in run_training);
+- clv:      the same for CLV;
 - baseline: the in-run reference, one plain LightGBM fit (fit_booster: churn, the 'medium' grid
             point, exactly 200 trees, no evaluation set) on the churn production rows, timed
             just before churn and again just after clv. churn is reported in units of the first,
             clv of the second: the machine's speed drifts (2-5x within an hour on shared machines).
-Validation (load_tables) and the demo world's oracle are timed apart, in no phase. After each
+Validation (load_tables) is timed apart, in no phase; the demo world's oracle is read inside churn. After each
 phase: wall and CPU seconds, the process's resident memory, its peak so far (ru_maxrss; kept
 as a running maximum) and the phase's own peak (VmHWM, restarted before the phase). Inside
 churn and clv the seconds of their parts (lifetime fits, backtest, each kind of fit, refit,
@@ -403,11 +404,12 @@ class PartTimes:
         for owner, names in ((evaluation, ("enrich_folds", "backtest", "refit", "fit_lifetime_model",
                                            "reason_contradictions", "drift_reference", "top_reason_agreement",
                                            "practice_formula_clv")),
-                             (candidates, ("fit_booster", "fit_logistic", "fit_lifetime")),
+                             (candidates, ("fit_booster", "fit_logistic", "fit_logistic_path", "fit_lifetime")),
                              (backtest, ("cross_fitted", "_blend")),
                              (ChurnModel, ("shap_values", "contributions"))):
             for name in names:
-                setattr(owner, name, self.wrap(name, getattr(owner, name)))
+                if hasattr(owner, name):  # the code under measurement changes: wrap what is there
+                    setattr(owner, name, self.wrap(name, getattr(owner, name)))
         for name in dir(plots):
             if name.endswith("_figure"):
                 setattr(plots, name, self.wrap("figures", getattr(plots, name)))
@@ -459,7 +461,7 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     from models.forward import candidates
     from pipeline.config import model_params
     from pipeline.tables import load_tables
-    from pipeline.train import demo_world_oracles, training_plans
+    from pipeline.train import demo_world_oracle, training_plans
 
     cfg = config(world, folder)
     plain_fit = candidates.fit_booster  # the baseline calls it unwrapped
@@ -484,17 +486,14 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     features = [f.name for f in catalog if f.name in frame]
     params = model_params(cfg.model)
     horizons = Horizons(cfg.churn.horizon_days, cfg.clv.horizon_days)
-    with meter("slices"):
-        folds = {kind: fold_rows(frame, plan) for kind, plan in plans.items()}
+    with meter("slices"):  # the production rows; each model's folds are sliced inside its phase
         production = {kind: rows_at(frame, plan.production) for kind, plan in plans.items()}
-    result["rows"] = {kind: {"fold_training": [len(f.training) for f in folds[kind]],
-                             "fold_origin": [len(f.origin) for f in folds[kind]],
-                             "production": len(production[kind])} for kind in plans}
+    result["rows"] = fold_sizes(frame, plans, production)
     result["tuned"] = {kind: bool(params[kind]["tuned"]) for kind in plans}
     choice = {kind: Choice(cfg.model.seed, cfg.training.selection_tolerance, params[kind]["tuned"] or None,
                            params[kind]["explicit"] or None) for kind in plans}
-    with meter("oracle"):
-        oracles = demo_world_oracles(cfg, folds["churn"])
+    oracle = demo_world_oracle(cfg)  # read per origin inside evaluate_churn
+    slice_folds = parts.wrap("fold_rows", fold_rows)
 
     rows = production["churn"]
     point = candidates.lightgbm_grid(len(rows), None, params["churn"]["explicit"] or None)["medium"]
@@ -502,12 +501,13 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     result["baseline_params"] = point
     with meter("baseline_before"):
         plain_fit("churn", point, cfg.model.seed, rows, rows["is_churned"], features)
+    # As run_training: each model's folds are built for its call and let go after (they are copies).
     with meter("churn"):
-        churn = evaluate_churn(folds["churn"], production["churn"], features, choice["churn"], horizons, catalog,
-                               oracles, cfg.scoring.reasons_per_customer)
+        churn = evaluate_churn(slice_folds(frame, plans["churn"]), production["churn"], features, choice["churn"],
+                               horizons, catalog, oracle, cfg.scoring.reasons_per_customer)
     result["churn"] = outcome(churn)
     with meter("clv"):
-        clv = evaluate_clv(folds["clv"], production["clv"], features, choice["clv"], horizons)
+        clv = evaluate_clv(slice_folds(frame, plans["clv"]), production["clv"], features, choice["clv"], horizons)
     result["clv"] = outcome(clv)
     with meter("baseline_after"):
         plain_fit("churn", point, cfg.model.seed, rows, rows["is_churned"], features)
@@ -521,6 +521,15 @@ def train(world: Path, folder: Path, customers: int) -> dict:
     tables.close()
     (folder / PARTIAL).unlink(missing_ok=True)  # the whole result goes to the parent
     return result
+
+
+def fold_sizes(frame, plans: dict, production: dict) -> dict:
+    """Rows of every fold's training and origin cutoffs, and of the production refit, per model."""
+    counts = frame["cutoff_date"].dt.date.value_counts()
+    rows = lambda dates: int(sum(counts.get(d, 0) for d in dates))  # noqa: E731
+    return {kind: {"fold_training": [rows(f.training) for f in plan.folds],
+                   "fold_origin": [rows([f.origin]) for f in plan.folds],
+                   "production": len(production[kind])} for kind, plan in plans.items()}
 
 
 def outcome(evaluation) -> dict:

@@ -30,7 +30,7 @@ KEYS = ["customer_id", "cutoff_date"]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("forward") / "data"
-    generate_world(out, 2_000, seed=11)
+    generate_world(out, 4_000, seed=11)
     return out
 
 
@@ -87,5 +87,6 @@ def test_calibration_holds_on_a_later_cutoff_the_model_never_saw(world, tmp_path
     rows = build_training_frame(full_tables, config(world), [later])
     probability = evaluation.model.predict(rows)
     churned = rows["is_churned"].to_numpy()
+    # 2,440 customers there: a perfectly calibrated model would show an ECE of about 0.015
     assert expected_calibration_error(churned, probability) <= 0.03
     assert abs(float(np.mean(probability)) - float(churned.mean())) <= 0.03
