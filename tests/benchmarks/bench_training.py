@@ -57,7 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_features import Clock, reset_peak, table_rows, world_matches  # noqa: E402
+from bench_features import Clock, cpu_seconds, reset_peak, table_rows, world_matches  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
 
@@ -333,7 +333,9 @@ def report(summary: dict) -> None:
               f"clv / baseline fit {t['clv_per_baseline']:.2f}x (CPU {t.get('clv_per_baseline_cpu', 0):.2f}x)")
         for name in ("churn", "clv"):
             parts = t["phases"][name].get("parts", {})
-            print(f"   {name} parts: " + ", ".join(f"{k} {v['seconds']:.1f} s ({v['calls']})" for k, v in parts.items()))
+            print(f"   {name} parts (wall s / CPU s, calls): "
+                  + ", ".join(f"{k} {v['seconds']:.1f} / {v.get('cpu_seconds', 0):.1f} ({v['calls']})"
+                              for k, v in parts.items()))
         print("   " + describe_choice(t))
     for line in markdown(summary).splitlines():
         if line.startswith("- ") and " -> " in line:
@@ -421,14 +423,15 @@ class PartTimes:
                 return function(*args, **kwargs)
             key = "/".join([*self.stack, label])
             self.stack.append(label)
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), cpu_seconds()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.stack.pop()
-                entry = self.seconds.setdefault(key, {"seconds": 0.0, "calls": 0})
+                entry = self.seconds.setdefault(key, {"seconds": 0.0, "cpu_seconds": 0.0, "calls": 0})
                 took = time.perf_counter() - began
                 entry["seconds"] += took
+                entry["cpu_seconds"] += cpu_seconds() - cpu
                 entry["calls"] += 1
                 if len(self.stack) <= 1 and label != "figures":  # progress inside a long phase
                     print(f"  {time.strftime('%H:%M:%S')} part {key} done in {took:.1f}s", file=sys.stderr, flush=True)
