@@ -2,7 +2,7 @@
 
 Tier counts, value at risk (in the list's currency) by segment and tier, the most common
 reasons in plain words, and how tonight's customers spread over churn probability next to
-the customers the model was validated on. Every chart is also said in words, in its
+the customers of the model's freshest training cutoff. Every chart is also said in words, in its
 caption and its alt text, so that the page reads without the pictures."""
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ def probability_bands(edges) -> list[str]:
 
 
 def distribution_figure(probability: np.ndarray, reference: dict):
-    """Share of customers per churn-probability band, tonight beside the customers the model
-    was validated on (the bands hold a tenth of those customers each). Returns the figure
-    and the shares (validation, tonight)."""
+    """Share of customers per churn-probability band, tonight beside the customers of the
+    model's freshest training cutoff (the bands hold a tenth of those customers each).
+    Returns the figure and the shares (training, tonight)."""
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     edges = np.asarray(reference["edges"])
@@ -123,27 +123,27 @@ def distribution_figure(probability: np.ndarray, reference: dict):
     figure = new_figure(7.2, 3.4, fit=True)
     ax = figure.add_subplot()
     x = np.arange(len(then))
-    ax.bar(x - 0.2, then, width=0.4, label="customers at validation", color="#8c8c8c")
+    ax.bar(x - 0.2, then, width=0.4, label="customers at training", color="#8c8c8c")
     ax.bar(x + 0.2, now, width=0.4, label="customers tonight", color="#4c72b0")
     ax.set_xticks(x, probability_bands(edges), rotation=30, ha="right")
     ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))  # whole percentages: 0%, 2%, 4%, ...
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set(xlabel="churn probability", ylabel="share of customers",
-           title="Share of customers by churn probability, tonight vs validation")
+           title="Share of customers by churn probability, tonight vs training")
     figure.legend(loc="outside lower center", ncols=2, frameon=False)  # under the chart: never over a bar
     return figure, then, now
 
 
 def _distribution_words(then: np.ndarray, now: np.ndarray, edges) -> str:
-    said = ("Share of customers by churn probability, tonight against the customers the model was validated on, "
-            "in bands that each held about a tenth of those customers.")
+    said = ("Share of customers by churn probability, tonight against the customers of the model's freshest "
+            "training cutoff, in bands that each held about a tenth of those customers.")
     shown = percent_edges(edges)
     if not shown:
         return said
     top = len(then) - max(len(then) // 5, 1)  # the highest fifth of the bands: two of ten
     return (f"{said} A churn probability of {shown[top - 1]} or more: {float(then[top:].sum()):.0%} of customers "
-            f"at validation, {float(now[top:].sum()):.0%} tonight. Far more tonight means more customers look at "
-            f"risk than when the model was checked; the warnings below say whether the scores have shifted.")
+            f"at training, {float(now[top:].sum()):.0%} tonight. Far more tonight means more customers look at "
+            f"risk than when the model learned; the warnings below say whether the scores have shifted.")
 
 
 def _figure(uri: str, words: str) -> str:

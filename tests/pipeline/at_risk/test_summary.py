@@ -17,7 +17,7 @@ from pipeline.at_risk.summary import common_reasons, distribution_figure, probab
 
 AS_OF = dt.date(2026, 1, 1)
 EDGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-REFERENCE = {"edges": EDGES, "shares": [0.1] * 10 + [0.0]}  # a tenth per band at validation, none missing
+REFERENCE = {"edges": EDGES, "shares": [0.1] * 10 + [0.0]}  # a tenth per band at training, none missing
 
 
 def scored() -> pd.DataFrame:
@@ -105,9 +105,9 @@ def test_the_page_says_amounts_with_their_currency_and_reasons_in_plain_words():
     assert tiers == "Customers per risk tier: 4 high risk, 1 medium risk, 2 low risk."
     assert "in CHF: loyal 1,750 CHF; at risk 80 CHF" in segments
     assert "no purchase for 45–210 days (usually every 12–60): 3" in reasons
-    assert distribution.startswith("Share of customers by churn probability, tonight against the customers the "
-                                   "model was validated on")
-    assert "A churn probability of 80% or more: 20% of customers at validation, 43% tonight." in distribution
+    assert distribution.startswith("Share of customers by churn probability, tonight against the customers of the "
+                                   "model's freshest training cutoff")
+    assert "A churn probability of 80% or more: 20% of customers at training, 43% tonight." in distribution
     assert "churn_probability has shifted since training" in text
 
 
@@ -122,11 +122,11 @@ def test_the_distribution_chart_speaks_of_customers_and_probabilities_not_decile
     probability = scored()["churn_probability"].to_numpy()
     figure, then, now = distribution_figure(probability, REFERENCE)
     ax = figure.axes[0]
-    assert ax.get_title() == "Share of customers by churn probability, tonight vs validation"
+    assert ax.get_title() == "Share of customers by churn probability, tonight vs training"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("churn probability", "share of customers")
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "under 10%", "10–20%", "20–30%", "30–40%", "40–50%", "50–60%", "60–70%", "70–80%", "80–90%", "90% or more"]
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["customers at validation", "customers tonight"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["customers at training", "customers tonight"]
     np.testing.assert_allclose(then, 0.1)
     np.testing.assert_allclose(now * 7, [1, 1, 0, 1, 0, 1, 0, 0, 1, 2])
     figure.canvas.draw()
