@@ -123,6 +123,21 @@ def _tables(cfg: Config, write_quarantine: bool = True):
 
 @app.command()
 @handles_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="A new or empty folder for your project.")],
+    debug: DebugOption = False,
+) -> None:
+    """Start on your own data: write FOLDER/config.yaml (every key, commented, with its default)
+    and FOLDER/data/README.txt (the tables and columns the data contract expects)."""
+    from pipeline.starter import write_starter
+
+    written = write_starter(folder)
+    log.info("wrote %s; next: put your tables in %s, then `churn validate --config %s`", ", ".join(
+        str(p) for p in written), folder / "data", folder / "config.yaml")
+
+
+@app.command()
+@handles_errors
 def generate(
     customers: Annotated[int, typer.Option(help="Number of customers in the world.", min=1)] = DemoConfig().customers,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = DemoConfig().seed,
