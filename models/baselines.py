@@ -49,17 +49,8 @@ def train_logistic_baselines(frame: pd.DataFrame, labels: pd.Series, feature_nam
         logistic = LogisticRegression(C=strength, solver="newton-cholesky", max_iter=200, random_state=seed)
         models[strength] = Pipeline([("columns", columns), ("logistic", logistic.fit(matrix, labels))])
         models[strength].schema = schema
+        models[strength].training_mean = np.asarray(matrix.mean(axis=0)).ravel()  # for the contributions
     return models
-
-
-def train_logistic_baseline(frame: pd.DataFrame, labels: pd.Series, feature_names: list[str], seed: int,
-                            strength: float = 0.5) -> Pipeline:
-    """A regularised logistic regression (inverse regularisation strength `strength`)."""
-    return train_logistic_baselines(frame, labels, feature_names, seed, (strength,))[strength]
-
-
-def predict_logistic_baseline(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(plain_frame(frame, model.schema))[:, 1]
 
 
 def plain_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:

@@ -16,6 +16,8 @@ from models.forward.scorers import BoosterScorer
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.schema import FeatureSchema
 
+# PlattCalibrator is named here too: champions pickled before the candidates competed refer
+# to models.churn.PlattCalibrator, whose two numbers mean the same on the booster's log-odds.
 __all__ = ["ChurnModel", "PlattCalibrator", "drift_reference"]
 
 

@@ -54,7 +54,7 @@ def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", 
                  "spearman": round(clv.metrics["spearman"], 4)}
     trained = tracking.TrainedModels(
         churn=churn, clv=clv, plans=plans, example_rows={k: production[k].tail(50) for k in plans},
-        params=params, training_rows=len(frame), data_fingerprint=tables.fingerprint(), config_text=config_text,
+        training_rows=len(frame), data_fingerprint=tables.fingerprint(), config_text=config_text,
         config_name=config_name, frame=frame)
     return tracking.log_training_run(cfg, trained, promote)
 

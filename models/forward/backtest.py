@@ -10,7 +10,6 @@ simplest candidate within the backtest's noise of the best one ships."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +23,6 @@ from models.forward.calibration import CALIBRATORS, IDENTITY, RevenueScale
 from models.forward.scorers import BlendScorer
 from models.metrics import churn_metrics, clv_metrics
 
-log = logging.getLogger(__name__)
 PRIMARY = {cands.CHURN: "roc_auc", cands.CLV: "spearman"}
 METRICS = {cands.CHURN: churn_metrics, cands.CLV: clv_metrics}
 LABEL = {cands.CHURN: "is_churned", cands.CLV: "future_revenue"}
@@ -50,9 +48,6 @@ class CandidateResult:
     fold_metrics: list[dict[str, float]]
     settings_tried: dict[str, float] = field(default_factory=dict)  # setting -> mean primary metric
 
-    def mean(self, metric: str) -> float:
-        return float(np.mean([m[metric] for m in self.fold_metrics]))
-
 
 @dataclass
 class Backtest:
@@ -62,10 +57,6 @@ class Backtest:
     chosen: str
     why: str
     targets: list[np.ndarray]  # what each origin's customers then did
-
-    @property
-    def primary(self) -> str:
-        return PRIMARY[self.kind]
 
     def table(self) -> pd.DataFrame:
         """One row per candidate and origin, plus its mean: what the run's table shows."""
@@ -212,13 +203,12 @@ def at_common_rounds(kind: str, params: dict, seed: int, folds: list[Fold], fitt
 
 def blend_weights(kind: str, parts: list[np.ndarray], target: np.ndarray) -> tuple[np.ndarray, float]:
     """Non-negative weights (and an intercept for churn) of the parts' out-of-time
-    predictions. Churn: a logistic stack of the log-odds. Revenue: the average of the parts,
-    each scaled to the realised total (fitted weights follow a few big spenders, and their
-    ranking with them)."""
+    predictions. Churn: a logistic stack of the log-odds. Revenue: each part's scale to the
+    realised total, for `log_blend` (fitted weights would follow a few big spenders, and
+    their ranking with them)."""
     matrix = np.column_stack(parts)
     if kind == cands.CLV:
-        scales = [RevenueScale.fit(matrix[:, j], target).factor for j in range(matrix.shape[1])]
-        return np.asarray(scales) / matrix.shape[1], 0.0
+        return np.asarray([RevenueScale.fit(matrix[:, j], target).factor for j in range(matrix.shape[1])]), 0.0
     keep = np.ones(matrix.shape[1], dtype=bool)
     while keep.any():  # drop a part the stack would weigh negatively, and refit
         stack = LogisticRegression(C=1e6).fit(matrix[:, keep], target)
@@ -228,11 +218,6 @@ def blend_weights(kind: str, parts: list[np.ndarray], target: np.ndarray) -> tup
             return weights, float(stack.intercept_[0])
         keep[np.flatnonzero(keep)[np.argmin(stack.coef_[0])]] = False
     return np.zeros(matrix.shape[1]), float(np.log(target.mean() / (1 - target.mean())))
-
-
-def blend_predict(kind: str, parts: list[np.ndarray], weights: np.ndarray, intercept: float) -> np.ndarray:
-    combined = intercept + np.column_stack(parts) @ weights
-    return expit(combined) if kind == cands.CHURN else combined
 
 
 def log_blend(parts: list[np.ndarray], scales: np.ndarray) -> np.ndarray:
@@ -253,7 +238,7 @@ def _blend(kind: str, candidate: cands.Candidate, results: dict[str, CandidateRe
             others = [j for j in range(len(targets)) if j != k]
             scales, _ = blend_weights(kind, [np.concatenate([results[n].predictions[j] for j in others])
                                              for n in names], np.concatenate([targets[j] for j in others]))
-            predictions.append(log_blend([results[n].predictions[k] for n in names], scales * len(names)))
+            predictions.append(log_blend([results[n].predictions[k] for n in names], scales))
         calibrated = cross_fitted(kind, predictions, targets)
         metrics = [METRICS[kind](y, p) for y, p in zip(targets, calibrated, strict=True)]
         return CandidateResult(candidate.name, candidate.complexity, "+".join(names), {"parts": names}, predictions,
@@ -263,9 +248,9 @@ def _blend(kind: str, candidate: cands.Candidate, results: dict[str, CandidateRe
         others = [j for j in range(len(targets)) if j != k]
         weights, intercept = blend_weights(kind, [np.concatenate([results[n].predictions[j] for j in others])
                                                   for n in names], np.concatenate([targets[j] for j in others]))
-        parts = [results[n].predictions[k] for n in names]
-        predictions.append(intercept + np.column_stack(parts) @ weights)
-        calibrated.append(blend_predict(kind, parts, weights, intercept))
+        link = intercept + np.column_stack([results[n].predictions[k] for n in names]) @ weights
+        predictions.append(link)
+        calibrated.append(expit(link))
     metrics = [METRICS[kind](y, p) for y, p in zip(targets, calibrated, strict=True)]
     return CandidateResult(candidate.name, candidate.complexity, "+".join(names), {"parts": names}, predictions,
                            calibrated, metrics)
@@ -283,8 +268,7 @@ def refit(kind: str, result: Backtest, rows: pd.DataFrame, features: list[str], 
         scorers = {n: _refit_one(kind, result.results[n], rows, features, seed) for n, w in zip(parts, weights,
                                                                                                   strict=True) if w > 0}
         if kind == cands.CLV:  # the geometric blend, scaled on its out-of-time predictions
-            blend = BlendScorer(scorers, {n: float(w) * len(parts) for n, w in zip(parts, weights, strict=True)},
-                                space="log")
+            blend = BlendScorer(scorers, {n: float(w) for n, w in zip(parts, weights, strict=True)}, space="log")
             return blend, CALIBRATORS[kind].fit(np.concatenate(chosen.predictions), np.concatenate(targets))
         if not scorers:
             raise ModelDataError("The blend of the churn candidates gives every part a weight of zero on the "

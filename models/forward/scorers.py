@@ -107,7 +107,8 @@ class LinearScorer:
         names = pipeline[:-1].get_feature_names_out()
         owners = [_owner(str(n), schema) for n in names]
         scorer.columns_of = {f: [i for i, o in enumerate(owners) if o == f] for f in schema.names if f in owners}
-        scorer.training_mean = scorer._transformed(frame).mean(axis=0)
+        known = getattr(pipeline, "training_mean", None)  # worked out while fitting, when it was
+        scorer.training_mean = known if known is not None else scorer._transformed(frame).mean(axis=0)
         return scorer
 
 

@@ -35,13 +35,12 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainedModels:
     """What a training run logs: both evaluations (backtest and refit), the cutoff plans,
-    the rows of the freshest cutoff (input examples), the parameters and the inputs."""
+    the rows of the freshest cutoff (input examples) and the inputs."""
 
     churn: Evaluation
     clv: Evaluation
     plans: dict[str, CutoffPlan]
     example_rows: dict[str, pd.DataFrame]
-    params: dict[str, dict]
     training_rows: int
     data_fingerprint: dict
     config_text: str
