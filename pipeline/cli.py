@@ -136,6 +136,49 @@ def init(
         str(p) for p in written), folder / "data", folder / "config.yaml")
 
 
+@app.command("import")
+@handles_errors
+def import_(
+    arguments: Annotated[list[str], typer.Argument(
+        metavar="SOURCE FILE...", help="The source (shopify, zendesk, servicenow, hubspot-contacts, "
+        "hubspot-email-events, ga4, delighted: configs/sources/) and its export files; with --source-config, "
+        "only the files.")],
+    out: Annotated[Path, typer.Option("--out", help="Data folder to write the contract's tables into.")],
+    customers: Annotated[Path | None, typer.Option(
+        "--customers", help="Customers table (file or folder) to link rows to; default: the one in --out.")] = None,
+    source_config: Annotated[Path | None, typer.Option(
+        "--source-config", help="Your own mapping file (a copy of one in configs/sources/, edited).")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Convert a system's standard export into the data contract's tables in --out, linking each
+    row to a customer (or setting it aside), and report what it read, wrote and left out."""
+    from pipeline.importers import run_import
+    from pipeline.importers.mapping import load_mapping, mapping_path
+
+    if source_config is None and len(arguments) < 2:
+        raise typer.BadParameter("give the SOURCE and at least one export FILE (or --source-config FILE and the "
+                                 "export files)")
+    mapping = load_mapping(source_config or mapping_path(arguments[0]))
+    files = [Path(a) for a in (arguments if source_config else arguments[1:])]
+    with stage(f"import {mapping.source} ({mapping.kind}) from {len(files)} file(s)") as info:
+        report = run_import(mapping, files, out, customers)
+        info["rows_read"], info["records"] = report["rows_read"], report["records"]
+    _log_import_report(report, out)
+
+
+def _log_import_report(report: dict, out: Path) -> None:
+    log.info("%s: %s rows read, %s records; written %s; matched to a customer %s; set aside %s (no customer), "
+             "skipped %s", report["source"], f"{report['rows_read']:,}", f"{report['records']:,}",
+             ", ".join(f"{name} {n:,}" for name, n in report["written"].items()), f"{report['matched']:,}",
+             f"{report['unmatched']:,}", f"{report['skipped']:,}")
+    for kind in ("unmatched_by_reason", "skipped_by_reason"):
+        for reason, count in report[kind].items():
+            log.info("  %s %s: %s", "set aside" if kind.startswith("unmatched") else "skipped", reason, f"{count:,}")
+    for name, count in report["set_aside_by_contract"].items():
+        log.warning("  %s: %s row(s) break a soft rule of the contract; `churn validate` sets them aside", name, count)
+    log.info("report and set-aside rows in %s", out / "imports" / report["source"])
+
+
 @app.command()
 @handles_errors
 def generate(

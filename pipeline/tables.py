@@ -152,6 +152,13 @@ def load_tables(
             f"(expected <table>.csv or <table>.parquet). Only customers and transactions are "
             "required; other tables are optional."
         )
+    return validate_files(files, data_dir, run_started_at, quarantine_dir, memory_limit_gb, work_dir)
+
+
+def validate_files(files: dict[str, Path], data_dir: Path, run_started_at: dt.datetime, quarantine_dir: Path | None,
+                   memory_limit_gb: float = DEFAULT_MEMORY_GB, work_dir: Path | None = None) -> Tables:
+    """`load_tables` on the given files (table -> file, in the contract's order), whichever
+    tables they are: `churn import` checks the tables it is about to publish this way."""
     con, scratch = open_engine(memory_limit_gb, work_dir)
     try:
         return _validate(con, scratch, files, data_dir, run_started_at, quarantine_dir)
