@@ -40,13 +40,13 @@ class _Strict(BaseModel):
 
 
 class Join(_Strict):
-    """A JSON export's side-loaded records (Zendesk's `users`, `metric_sets`): each record of
-    the list `records` whose `key` equals the main record's `on` is read as columns
-    `<as>.<field>` (e.g. `requester.email`)."""
+    """A JSON export's side-loaded records (Zendesk's `users`, `metric_sets`): the record of
+    the list `records` whose `key` equals the main record's field `by` is read as columns
+    `<as>.<field>` (e.g. `requester.email`). (Not `on`: YAML reads a bare `on` as true.)"""
 
     records: str
     key: str
-    on: str
+    by: str
     as_: str = Field(alias="as")
 
 

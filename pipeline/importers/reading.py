@@ -193,7 +193,7 @@ def _join_into(records: list[dict], document: dict, join, path: Path) -> None:
         raise DataError(f"{path.name}: `{join.records}` is not a list of records.")
     by_key = {str(item.get(join.key)): item for item in side if isinstance(item, dict)}
     for record in records:
-        linked = by_key.get(str(_path_value(record, join.on)))
+        linked = by_key.get(str(_path_value(record, join.by)))
         if linked is not None:
             record[join.as_] = linked
 

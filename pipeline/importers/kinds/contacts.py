@@ -39,7 +39,7 @@ def convert(records: pd.DataFrame, mapping: SourceMapping, customers, problems: 
         "first_name": records.get("first_name"),
         "last_name": records.get("last_name"),
         "name": full_name,
-        "lifecycle_stage": records.get("lifecycle_stage"),
+        "lifecycle_stage": recoded_values(records, "lifecycle_stage", mapping) if "lifecycle_stage" in records else None,
     }, index=records.index)
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     return ledger.done({"customers": frame}, matched=len(frame))
