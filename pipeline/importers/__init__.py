@@ -18,11 +18,17 @@ from pipeline.files import file_sha256
 from pipeline.importers.kinds import CREATES_CUSTOMERS, KINDS
 from pipeline.importers.linking import customers_table, read_customers
 from pipeline.importers.mapping import SourceMapping
-from pipeline.importers.publishing import publish
+from pipeline.importers.publishing import customers_source, publish
 from pipeline.importers.reading import read_file
 from pipeline.importers.values import Problems, type_fields
 
 log = logging.getLogger(__name__)
+
+
+def has_customers_to_link(out_dir: Path, mapping: SourceMapping) -> bool:
+    """True when the data folder holds a customers table that this source did not create
+    itself (an orders import that made the shop's customers makes them again on a rerun)."""
+    return customers_table(out_dir) is not None and customers_source(out_dir) != mapping.source
 
 
 def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, customers: Path | None = None) -> dict:
@@ -31,7 +37,7 @@ def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, custome
     `customers`, by default the one already in `out_dir`; an orders export with none creates
     the customers from its emails."""
     out_dir = Path(out_dir)
-    linked_to = customers if customers is not None else (out_dir if customers_table(out_dir) else None)
+    linked_to = customers if customers is not None else (out_dir if has_customers_to_link(out_dir, mapping) else None)
     if linked_to is None and mapping.kind not in CREATES_CUSTOMERS:
         linked_to = out_dir  # read_customers says what is missing and what to import first
     index = read_customers(linked_to, mapping.link) if linked_to is not None and mapping.kind != "contacts" else None

@@ -94,6 +94,12 @@ def _number_as_text(value):
     return value
 
 
+def customers_source(out_dir: Path) -> str | None:
+    """The source whose import wrote the folder's customers table, if an import did."""
+    sources = _read_record(out_dir).get("customers", {}).get("sources", [])
+    return sources[0] if len(sources) == 1 else None
+
+
 def _read_record(out_dir: Path) -> dict:
     path = out_dir / IMPORTS / RECORD
     if not path.is_file():
@@ -181,8 +187,9 @@ def _put_in_place(out_dir: Path, source: str, parts: dict[str, pd.DataFrame], se
         target = out_dir / f"{name}.csv"
         entry = record.get(name, {})
         sources = sorted({*entry.get("sources", []), source})
-        record[name] = {"sha256": file_sha256(staging / f"{name}.csv"),
-                        "replaced": file_sha256(target) if target.is_file() else None, "sources": sources}
+        new, old = file_sha256(staging / f"{name}.csv"), file_sha256(target) if target.is_file() else None
+        # an unchanged table keeps its record as it was: a rerun writes the same bytes
+        record[name] = {"sha256": new, "replaced": entry.get("replaced") if old == new else old, "sources": sources}
     atomic_write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out_dir / IMPORTS / RECORD)
     for name in parts:
         (staging / f"{name}.csv").chmod(0o644)
