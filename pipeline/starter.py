@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline.contract import TABLES
 from pipeline.errors import OutputError
 from pipeline.files import atomic_write_text
+from pipeline.importers.mapping import builtin_sources
 
 STARTER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "starter.yaml"
 
@@ -17,7 +18,9 @@ STARTER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "starter.yaml
 def data_readme() -> str:
     """The data contract in words: one paragraph per table, one line per column."""
     lines = ["Put one file per table here: <table>.csv or <table>.parquet (UTF-8 CSV with a header row).",
-             "customers and transactions are required; the other tables add their features when present.", ""]
+             "customers and transactions are required; the other tables add their features when present.",
+             "Or convert your systems' standard exports into them: `churn import SOURCE FILE... --out <this folder>`",
+             f"(sources: {', '.join(builtin_sources())}; their mappings are in configs/sources/).", ""]
     for table in TABLES.values():
         lines.append(f"{table.name}{' (required)' if table.required else ''}: {table.description}")
         for column in table.columns:
