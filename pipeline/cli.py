@@ -47,6 +47,18 @@ def parse_date(value: str) -> dt.date:
         raise typer.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
 
 
+def parse_zone(value: str) -> str:
+    """A time zone name, checked as the mapping's reader.timezone is."""
+    from pydantic import ValidationError
+
+    from pipeline.importers.mapping import Reader
+
+    try:
+        return Reader(timezone=value).timezone
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
 def handles_errors(command: Callable) -> Callable:
     """Turn expected failures into a clear last log line and an exit code."""
 
@@ -148,6 +160,10 @@ def import_(
         "--customers", help="Customers table (file or folder) to link rows to; default: the one in --out.")] = None,
     source_config: Annotated[Path | None, typer.Option(
         "--source-config", help="Your own mapping file (a copy of one in configs/sources/, edited).")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", metavar="ZONE",
+        help="Time zone of the export's times written without an offset (e.g. Europe/Berlin: a ServiceNow "
+        "export is in the exporting user's zone); overrides the mapping's reader.timezone.")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Convert a system's standard export into the data contract's tables in --out, linking each
@@ -159,6 +175,9 @@ def import_(
         raise typer.BadParameter("give the SOURCE and at least one export FILE (or --source-config FILE and the "
                                  "export files)")
     mapping = load_mapping(source_config or mapping_path(arguments[0]))
+    if timezone is not None:
+        zone = parse_zone(timezone)
+        mapping = mapping.model_copy(update={"reader": mapping.reader.model_copy(update={"timezone": zone})})
     files = [Path(a) for a in (arguments if source_config else arguments[1:])]
     with stage(f"import {mapping.source} ({mapping.kind}) from {len(files)} file(s)") as info:
         report = run_import(mapping, files, out, customers)

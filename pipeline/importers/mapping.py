@@ -64,6 +64,8 @@ class Reader(_Strict):
     # the time zone of times written without an offset (a ServiceNow export is in its
     # exporting user's zone); times with an offset or epoch numbers are absolute
     timezone: str = "UTC"
+    # cell texts that mean "no value" besides an empty cell (Marketo's extract writes null)
+    missing_values: list[str] = Field(default_factory=list)
     records: str | None = None  # JSON: the list of records inside the document (e.g. `tickets`)
     joins: list[Join] = Field(default_factory=list)
 
@@ -84,6 +86,8 @@ class FieldSpec(_Strict):
     type: FieldType = "text"
     formats: list[str] = Field(default_factory=list)  # timestamp: strftime formats, tried in order
     required: bool = True  # the column must be in the export (its values may still be empty)
+    # a key inside the JSON object the cell holds (Marketo's `attributes`: "Is Bot Activity")
+    key: str | None = None
     description: str = ""
 
     @field_validator("column", mode="before")
@@ -120,6 +124,16 @@ class SourceMapping(_Strict):
     # kind-specific settings (documented in each kind's module), e.g. the CSAT rule
     options: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = None  # where it was read from, for messages
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _numbers_as_written(cls, values: Any) -> Any:
+        """Value-map keys as the export writes them: YAML reads a bare `10: open` (Marketo's
+        activity type id) as the number 10."""
+        if not isinstance(values, dict):
+            return values
+        return {name: {str(k) if type(k) in (int, float) else k: v for k, v in table.items()}
+                if isinstance(table, dict) else table for name, table in values.items()}
 
     @model_validator(mode="after")
     def _maps_and_links_name_fields(self) -> SourceMapping:

@@ -113,7 +113,7 @@ def _read_csv(path: Path, mapping: SourceMapping) -> tuple[pd.DataFrame, str]:
         raise DataError(f"{mapping.source}: cannot read {path} as a CSV file ({delimiter!r}-separated, "
                         f"{encoding}): {first_line}. Check that it is the tool's CSV export, unedited, or set "
                         f"reader.delimiter / reader.encoding in {mapping.path}.") from None
-    return _as_fields(frame, chosen, path), decimal_of(delimiter, mapping.reader)
+    return _as_fields(frame, chosen, path, mapping.reader.missing_values), decimal_of(delimiter, mapping.reader)
 
 
 def choose_columns(header: list[str], path: Path, mapping: SourceMapping, delimiter: str) -> dict[str, str]:
@@ -140,14 +140,15 @@ def choose_columns(header: list[str], path: Path, mapping: SourceMapping, delimi
     return chosen
 
 
-def _as_fields(frame: pd.DataFrame, chosen: dict[str, str], path: Path) -> pd.DataFrame:
-    """The chosen columns renamed to their fields, blanks trimmed, empty cells missing."""
+def _as_fields(frame: pd.DataFrame, chosen: dict[str, str], path: Path, missing: list[str]) -> pd.DataFrame:
+    """The chosen columns renamed to their fields, blanks trimmed, empty cells (and the
+    mapping's `missing_values`) missing."""
     out = pd.DataFrame({"source_file": path.name, "source_row": range(1, len(frame) + 1)}, index=frame.index)
     for field, column in chosen.items():
         values = frame[column].astype(object)
         if values.map(type).eq(str).all():
             values = values.str.strip()
-        out[field] = values.where(values.astype(str).ne(""), None)
+        out[field] = values.where(~values.isin(["", *missing]), None)
     return out
 
 

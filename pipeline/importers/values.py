@@ -7,6 +7,7 @@ column, rule and example rows (`Problems.raise_if_any`): an import never guesses
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -55,6 +56,8 @@ def type_fields(frame: pd.DataFrame, mapping: SourceMapping, decimal: str, probl
     out = frame.copy()
     for name, spec in mapping.fields.items():
         if name in out:
+            if spec.key is not None:
+                out[name] = value_in_cell_json(out, name, spec, problems)
             out[name] = typed_column(out, name, spec, mapping.reader.timezone, decimal, problems)
     return out
 
@@ -101,6 +104,29 @@ def typed_column(frame: pd.DataFrame, name: str, spec: FieldSpec, timezone: str,
     raise AssertionError(spec.type)  # the mapping model allows no other type
 
 
+def value_in_cell_json(frame: pd.DataFrame, name: str, spec: FieldSpec, problems: Problems) -> pd.Series:
+    """The value under `spec.key` of the JSON object each cell holds, as text (missing where
+    the object lacks the key); a cell that is not a JSON object is a problem."""
+    def lookup(text):
+        try:
+            found = json.loads(text)
+        except (TypeError, ValueError):
+            return _NOT_AN_OBJECT
+        if not isinstance(found, dict):
+            return _NOT_AN_OBJECT
+        value = found.get(spec.key)
+        return None if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+
+    values = frame[name].map(lookup, na_action="ignore")
+    broken = values.map(lambda v: v is _NOT_AN_OBJECT)
+    problems.add(frame, broken, f"{spec.column[0]!r} (field {name})", "not a JSON object (the mapping reads its key "
+                 f"{spec.key!r})", frame[name])
+    return values.where(~broken, None)
+
+
+_NOT_AN_OBJECT = object()
+
+
 def normalised_email(values: pd.Series) -> pd.Series:
     """Emails as they are compared: without surrounding blanks, lower-cased; a value that is
     not an address (no @, or a blank inside) is missing."""
@@ -123,13 +149,27 @@ def parse_times(values: pd.Series, formats: list[str], timezone: str) -> pd.Seri
         if "%z" in fmt or "%Z" in fmt:
             parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
         else:
-            local = pd.to_datetime(text, format=fmt, errors="coerce")
-            parsed = local.dt.tz_localize(timezone, ambiguous=np.ones(len(local), dtype=bool),
-                                          nonexistent="shift_forward").dt.tz_convert("UTC").dt.tz_localize(None)
+            parsed = local_times_in_utc(pd.to_datetime(text, format=fmt, errors="coerce"), timezone)
         hit = parsed.notna()
         result[hit[hit].index] = parsed[hit].astype("datetime64[ns]")
         left &= result.isna()
     return result
+
+
+def local_times_in_utc(local: pd.Series, timezone: str) -> pd.Series:
+    """Wall-clock times in `timezone` as UTC moments without a zone. A time the clock skipped
+    is read with the offset before the switch, which moves it forward by the gap (as Python's
+    zoneinfo and java.time do: 02:30 and 02:10 stay 20 minutes apart); a time it showed twice
+    is the first one."""
+    zoned = local.dt.tz_localize(timezone, ambiguous=np.ones(len(local), dtype=bool), nonexistent="NaT")
+    utc = zoned.dt.tz_convert("UTC").dt.tz_localize(None)
+    skipped = local.notna() & utc.isna()
+    if skipped.any():
+        before = local[skipped].dt.tz_localize(timezone, ambiguous=np.ones(int(skipped.sum()), dtype=bool),
+                                               nonexistent="shift_backward")
+        offset = before.dt.tz_localize(None) - before.dt.tz_convert("UTC").dt.tz_localize(None)
+        utc[skipped] = local[skipped] - offset
+    return utc
 
 
 _MONEY_NOISE = re.compile(r"[\s\u00a0\u202f'€$£¥]|[A-Z]{3}$|^[A-Z]{3}")

@@ -4,9 +4,10 @@ activity export with an edited mapping). -> interactions on the `email` channel.
 Only the customer's own engagement counts: `values.event_type` maps each event type the tool
 writes to the contract's event type (OPEN -> open, CLICK -> click); a type mapped to null or
 not listed under a `"*": null` entry (sent, delivered, bounced: things done *to* the
-customer) is skipped with its type as the reason. Opens that the tool flags as made by a
-machine (`filtered`: HubSpot's filteredEvent, a mail scanner or a privacy proxy) are skipped
-too: counting them would make a silent customer look engaged."""
+customer) is skipped with its type as the reason. Opens and clicks that the tool flags as
+made by a machine (`filtered`: HubSpot's filteredEvent, a mail scanner following every link
+or a privacy proxy fetching every image) are skipped too: counting them would make a silent
+customer look engaged."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers,
     records = records.assign(contract_event_type=event_type)
     if "filtered" in records:
         records = ledger.skip(records, records["filtered"].fillna(False).astype(bool),
-                              "opened by a machine (filtered by the tool)")
+                              "made by a machine (filtered by the tool)")
     records = ledger.skip(records, records["contract_event_type"].isna(),
                           "not the customer's engagement: event type " + records["event_type"].astype(str))
     records = ledger.skip(records, records["occurred_at"].isna(), "no event time")

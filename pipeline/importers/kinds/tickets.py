@@ -8,6 +8,9 @@ incident CSV). -> support_tickets.
   offered, unoffered) -> a score on the contract's 1-5 scale, or null for no answer.
 - `values.priority` and `values.category` rename values (a category of `complaint` feeds the
   complaint features); a value they do not list is kept as written, lower-cased.
+- An incremental export re-emits a ticket on every page (and run) where it changed: each
+  ticket is written once, its latest version (the greatest `updated_at`; on a tie, or
+  without one, the one read last), and the earlier ones are skipped.
 - The customer is found by the mapping's link rules (an external id, then an email).
 """
 
@@ -23,6 +26,7 @@ from pipeline.importers.values import Problems, first_present, mapped_values, re
 
 STATUSES = ("open", "resolved", "skip")
 CSAT_SCALE = (1, 5)
+EARLIER_VERSION = "an earlier version of the same ticket"
 
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
@@ -35,9 +39,10 @@ def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers,
         raise ConfigError(f"values.status in {mapping.path} maps to {sorted(set(status[bad_status]))}; "
                           f"each status must map to one of {STATUSES}.")
     records = records.assign(status_meaning=status, csat=csat)
-    records = ledger.skip(records, records["status_meaning"].eq("skip"),
-                          "status " + records.get("status", pd.Series("", index=records.index)).astype(str))
     records = ledger.skip(records, records["ticket_id"].isna(), "no ticket id")
+    records = ledger.skip(records, earlier_versions(records), EARLIER_VERSION)
+    records = ledger.skip(records, records["status_meaning"].eq("skip"),
+                          "status " + records.get("status", pd.Series("", index=records.index)).astype(str).str.lower())
     records = ledger.link(records, mapping, customers)
     resolved = records["status_meaning"].eq("resolved")
     resolved_at = first_present(records, "resolved_at", "closed_at", "updated_at").where(resolved)
@@ -53,6 +58,16 @@ def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers,
     })
     tickets = tickets.sort_values(["opened_at", "ticket_id"], kind="stable").reset_index(drop=True)
     return ledger.done({"support_tickets": tickets}, matched=len(tickets))
+
+
+def earlier_versions(records: pd.DataFrame) -> pd.Series:
+    """True for each record that a later version of the same ticket replaces. Records are in
+    the order they were read, so a stable sort keeps the last one read among equal times."""
+    by_time = records
+    if "updated_at" in records:
+        by_time = records.sort_values("updated_at", kind="stable", na_position="first")
+    latest = by_time.drop_duplicates("ticket_id", keep="last").index
+    return pd.Series(~records.index.isin(latest), index=records.index)
 
 
 def ticket_status(records: pd.DataFrame, mapping: SourceMapping, problems: Problems) -> pd.Series:
@@ -75,7 +90,6 @@ def csat_scores(records: pd.DataFrame, mapping: SourceMapping, problems: Problem
         raise ConfigError(f"values.satisfaction in {mapping.path} maps a rating to {sorted(set(scores[off_scale]))}, "
                           f"outside the contract's CSAT scale {CSAT_SCALE}.")
     return scores.round().astype("Int64")
-
 
 
 def _lowered(values: pd.Series) -> pd.Series:

@@ -24,7 +24,6 @@ NEVER_SIGNED_IN = "anonymous, and no one had signed in on the device by the end 
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))
-    problems.raise_if_any(mapping)
     event_type = recoded_values(records, "event_name", mapping)
     records = records.assign(contract_event_type=event_type)
     records = ledger.skip(records, records["event_name"].notna() & event_type.isna(),
