@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.files import file_sha256
 from pipeline.importers.kinds import CREATES_CUSTOMERS, KINDS
-from pipeline.importers.linking import customers_table, read_customers
+from pipeline.importers.linking import Customers, customers_table, read_customers
 from pipeline.importers.mapping import SourceMapping
 from pipeline.importers.publishing import customers_source, publish
 from pipeline.importers.reading import read_file
@@ -25,10 +25,18 @@ from pipeline.importers.values import Problems, type_fields
 log = logging.getLogger(__name__)
 
 
-def has_customers_to_link(out_dir: Path, mapping: SourceMapping) -> bool:
-    """True when the data folder holds a customers table that this source did not create
-    itself (an orders import that made the shop's customers makes them again on a rerun)."""
-    return customers_table(out_dir) is not None and customers_source(out_dir) != mapping.source
+def customers_to_link(mapping: SourceMapping, out_dir: Path, given: Path | None) -> Customers | None:
+    """The customers the rows are linked to: the given table, else the data folder's, unless
+    the source makes the customers itself (contacts; a shop's orders when there are none, or
+    when its own earlier import made them, so that a rerun makes them again)."""
+    if mapping.kind == "contacts":
+        return None
+    if given is not None:
+        return read_customers(given, mapping.link)
+    made_here = customers_table(out_dir) is None or customers_source(out_dir) == mapping.source
+    if made_here and mapping.kind in CREATES_CUSTOMERS:
+        return None
+    return read_customers(out_dir, mapping.link)  # without a table, it says what to import first
 
 
 def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, customers: Path | None = None) -> dict:
@@ -37,10 +45,7 @@ def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, custome
     `customers`, by default the one already in `out_dir`; an orders export with none creates
     the customers from its emails."""
     out_dir = Path(out_dir)
-    linked_to = customers if customers is not None else (out_dir if has_customers_to_link(out_dir, mapping) else None)
-    if linked_to is None and mapping.kind not in CREATES_CUSTOMERS:
-        linked_to = out_dir  # read_customers says what is missing and what to import first
-    index = read_customers(linked_to, mapping.link) if linked_to is not None and mapping.kind != "contacts" else None
+    index = customers_to_link(mapping, out_dir, customers)
     problems = Problems(mapping.source)
     parts = [read_file(Path(path), mapping) for path in files]
     typed = pd.concat([type_fields(frame, mapping, decimal, problems) for frame, decimal in parts], ignore_index=True)
