@@ -209,6 +209,28 @@ class ActionConfig(Section):
     default: str = "personalised offer"
 
 
+CrmName = Literal["hubspot", "salesforce", "zoho"]
+ColumnName = Annotated[str, Field(min_length=1)]
+# The date patterns a Salesforce user's locale shows (en_US, ISO, en_GB, de_DE): the Data
+# Import Wizard reads a date as the importing user's locale writes it.
+SalesforceDateFormat = Literal["MM/dd/yyyy", "yyyy-MM-dd", "dd/MM/yyyy", "dd.MM.yyyy"]
+
+
+class CrmConfig(Section):
+    """The customers columns the CRM import files are built from (`scoring.exports`)."""
+
+    email_column: ColumnName = "email"  # required in customers when exports are configured
+    first_name_column: ColumnName = "first_name"
+    last_name_column: ColumnName = "last_name"
+    # A full name, split into first and last name ("Last, First", or at the last space) for
+    # customers without a first or last name of their own.
+    name_column: ColumnName = "name"
+    # The CRM's own id of the customer (e.g. a Salesforce Contact Id); when set, the
+    # Salesforce file matches on it instead of on the email.
+    record_id_column: ColumnName | None = None
+    salesforce_date_format: SalesforceDateFormat = "MM/dd/yyyy"
+
+
 class ScoringConfig(Section):
     output_dir: Path = Path("outputs/at_risk")
     formats: list[Literal["csv", "parquet", "xlsx"]] = Field(default_factory=lambda: ["csv", "parquet", "xlsx"])
@@ -232,6 +254,15 @@ class ScoringConfig(Section):
     drift_stop_on: list[str] = Field(default_factory=list)
     top_n: Annotated[int, Field(gt=0)] | None = None
     only_tiers: list[TierName] | None = None
+    # Import files for these CRMs beside the list (crm/<crm>/), built from the `crm` columns.
+    exports: list[CrmName] = Field(default_factory=list)
+    crm: CrmConfig = CrmConfig()
+
+    @model_validator(mode="after")
+    def _each_crm_once(self) -> ScoringConfig:
+        if len(set(self.exports)) != len(self.exports):
+            raise ValueError(f"exports names a CRM twice ({self.exports}); name each once")
+        return self
 
 
 class PromotionConfig(Section):

@@ -119,6 +119,23 @@ def atomic_directory(target: Path, guard: Callable[[Path], None] | None = None) 
             _remove_quietly(staging, "the replaced folder" if swapped else "an unfinished staging folder")
 
 
+def atomic_symlink(pointed: str, link: Path) -> None:
+    """Make `link` a symbolic link to `pointed` (a path relative to the link's folder) in one
+    step: the new link is made under a staging name beside it, `.<name>.staging-<pid>-link`,
+    and renamed over it. rename(2) replaces a link atomically, so a reader finds the old link
+    or the new one, never none. Staging links of crashed writers are removed first. The caller
+    makes sure `link` is a link (rename cannot replace a folder)."""
+    recover_leftovers(link)
+    staging = link.with_name(f".{link.name}.staging-{os.getpid()}-link")
+    os.symlink(pointed, staging)
+    try:
+        os.replace(staging, link)
+    finally:
+        if os.path.lexists(staging):
+            staging.unlink()
+    _sync_folder(link.parent)
+
+
 def _refuse_non_folder(target: Path) -> None:
     if target.is_symlink():
         raise OutputError(

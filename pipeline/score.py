@@ -3,7 +3,7 @@ publish the dated at-risk list with its summary and manifest, whole or not at al
 
 champions -> preflight (fresh input, the tables the champions need, config that fits) ->
 customers active at the date, scored and explained -> drift check -> the list -> manifest
--> publish."""
+-> publish (with the CRM import files of scoring.exports)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 from pipeline import tracking
+from pipeline.at_risk.crm.contacts import fetch_contacts
 from pipeline.at_risk.listing import build_at_risk_list
 from pipeline.at_risk.preflight import preflight
 from pipeline.at_risk.publish import build_manifest, publish_at_risk_list
@@ -37,5 +38,6 @@ def run_scoring(tables: Tables, cfg: Config, as_of: dt.date, dry_run: bool = Fal
     if dry_run:
         log.info("dry run: nothing written (%d customers scored)", len(scored))
         return manifest
-    manifest["output_dir"] = str(publish_at_risk_list(at_risk, scored, manifest, churn.fitted, cfg.scoring))
+    contacts = fetch_contacts(tables, cfg.scoring)  # for the CRM files; None without scoring.exports
+    manifest["output_dir"] = str(publish_at_risk_list(at_risk, scored, manifest, churn.fitted, cfg.scoring, contacts))
     return manifest

@@ -9,6 +9,8 @@ import pandas as pd
 from pipeline.at_risk.tiers import LOWEST_TIER
 from pipeline.config import ActionConfig, SegmentRule
 
+UNSEGMENTED = "others"  # the segment of a customer no rule matches
+
 
 def quintile_score(values: pd.Series, higher_is_better: bool) -> pd.Series:
     """1-5 by quintile of the scored population (5 = best); ties share a score."""
@@ -21,7 +23,7 @@ def assign_segments(features: pd.DataFrame, rules: list[SegmentRule]) -> pd.Seri
     recency = quintile_score(features["days_since_last_purchase"], higher_is_better=False)
     frequency = quintile_score(features["purchases_365d"] if "purchases_365d" in features
                                else features["purchases_total"], higher_is_better=True)
-    segment = pd.Series("others", index=features.index, dtype=object)
+    segment = pd.Series(UNSEGMENTED, index=features.index, dtype=object)
     unassigned = pd.Series(True, index=features.index)
     for rule in rules:
         match = unassigned & recency.between(*rule.recency) & frequency.between(*rule.frequency)

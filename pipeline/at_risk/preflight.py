@@ -9,6 +9,7 @@ import logging
 
 from features.catalog import STAGES
 from models.lifetime import LIFETIME_FEATURES
+from pipeline.at_risk.crm.contacts import check_contact_columns
 from pipeline.at_risk.listing import AT_RISK_COLUMNS
 from pipeline.at_risk.scores import check_passthrough_columns, drift_reference
 from pipeline.config import Config
@@ -21,12 +22,13 @@ log = logging.getLogger(__name__)
 
 def preflight(tables: Tables, cfg: Config, as_of: dt.date, champions) -> list[str]:
     """Stop on stale input, a table the champions need, or config that cannot work with the
-    data; return the warnings (also logged)."""
+    data (passthrough or CRM columns customers lacks); return the warnings (also logged)."""
     check_freshness(tables, cfg, as_of)
     check_champion_tables(tables, cfg, champions)
     check_drift_stops(cfg, champions[0])
     check_passthrough_names(cfg)
     check_passthrough_columns(tables, cfg.scoring.passthrough_columns)
+    check_contact_columns(tables, cfg.scoring)
     warnings = unlisted_channels(tables, cfg)
     for warning in warnings:
         log.warning("%s", warning)

@@ -124,9 +124,14 @@ def describe_input(name: str, descriptions: dict[str, str]) -> str:
     return f"{name} ({descriptions.get(name, 'a model input').rstrip('.')})"
 
 
+def customer_columns(tables: Tables) -> set[str]:
+    """The columns of the customers table, the contract's and any extra ones."""
+    return set(tables.con.sql("SELECT * FROM customers LIMIT 0").columns)
+
+
 def check_passthrough_columns(tables: Tables, columns: list[str]) -> None:
     """Every configured passthrough column must be a column of the customers table."""
-    available = set(tables.con.sql("SELECT * FROM customers LIMIT 0").columns)
+    available = customer_columns(tables)
     missing = [c for c in columns if c not in available]
     if missing:
         raise ConfigError(
@@ -135,8 +140,13 @@ def check_passthrough_columns(tables: Tables, columns: list[str]) -> None:
         )
 
 
+def customer_columns_of(tables: Tables, columns: list[str]) -> pd.DataFrame:
+    """customer_id and `columns` (columns of customers) for every customer."""
+    select = ", ".join(['customer_id', *(f'"{c}"' for c in columns)])
+    return tables.query(f"SELECT {select} FROM customers")
+
+
 def passthrough_columns(tables: Tables, columns: list[str]) -> pd.DataFrame:
     """customer_id and the configured columns of the customers table, for the list."""
     check_passthrough_columns(tables, columns)
-    select = ", ".join(['customer_id', *(f'"{c}"' for c in columns)])
-    return tables.query(f"SELECT {select} FROM customers")
+    return customer_columns_of(tables, columns)

@@ -88,7 +88,7 @@ def test_a_failed_run_leaves_the_previous_list_untouched(demo_run, tmp_path, mon
     with pytest.raises(RuntimeError, match="a bug halfway"):
         run_scoring(tables, cfg, AS_OF)
     assert {p.name: p.read_bytes() for p in listing.iterdir()} == before
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lock", "2026-01-01"]  # no staging left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lock", "2026-01-01", "latest"]  # no staging left
 
 
 # --- one run at a time, for the whole run ------------------------------------------------------
@@ -165,7 +165,7 @@ def test_the_next_run_recovers_what_a_killed_publish_left(demo_run, tmp_path):
     (out / f".2026-01-01.staging-{dead}-x1y2z3" / "at_risk.csv").write_text("customer_id\nhalf")
     cfg, tables = scoring_setup(demo_run, tmp_path)
     run_scoring(tables, cfg, AS_OF)
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "2026-01-01"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "2026-01-01", "latest"]
     assert (out / "2026-01-01" / "at_risk.csv").read_bytes() == (
         demo_run / "at_risk" / "2026-01-01" / "at_risk.csv").read_bytes()
 

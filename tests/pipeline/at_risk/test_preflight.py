@@ -111,3 +111,16 @@ def test_a_staleness_limit_for_a_table_without_event_times_is_refused():
 
     with pytest.raises(ConfigError, match=r"max_staleness_days_by_table names \['customers', 'interaction'\]"):
         parse_config({"data": {"max_staleness_days_by_table": {"interaction": 1, "customers": 1}}})
+
+
+@pytest.mark.parametrize(("crm", "named"), [({"email_column": "e_mail"}, r"scoring\.crm\.email_column \('e_mail'\)"),
+                                            ({"record_id_column": "sf_id"}, r"scoring\.crm\.record_id_column \('sf_id'\)")])
+def test_crm_exports_without_the_matching_column_in_customers_stop_before_scoring(demo_run, tmp_path, caplog, crm,
+                                                                                 named):
+    cfg, tables = setup(demo_run, tmp_path, scoring={"exports": ["hubspot", "salesforce"], "crm": crm})
+    with caplog.at_level("INFO"), pytest.raises(ConfigError, match=named) as refused:
+        run_scoring(tables, cfg, dt.date(2026, 1, 1))
+    message = str(refused.value)
+    assert "\n" not in message and "scoring.exports writes import files for hubspot, salesforce" in message
+    assert "the customers table has no such column" in message and "'email'" in message  # what it has instead
+    assert "score active customers" not in caplog.text and not (tmp_path / "out").exists()
