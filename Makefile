@@ -82,8 +82,9 @@ lint: setup ## Check style with ruff
 
 BENCH_DIR ?= /tmp/churn-bench
 
-bench: setup ## Scale benchmarks, not part of the tests (1M customers; about 30 minutes, and over 2 hours with training)
+bench: setup ## Scale benchmarks, not part of the tests (1M customers, a 1M-order Shopify import; about 35 minutes, and over 2 hours with training)
 	$(VENV)/bin/python tests/benchmarks/bench_generate.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)
 	$(VENV)/bin/python tests/benchmarks/bench_features.py --customers 1000000 --out $(BENCH_DIR)/features --keep
 	$(VENV)/bin/python tests/benchmarks/bench_scoring.py --customers 1000000 --out $(BENCH_DIR)/features
 	$(VENV)/bin/python tests/benchmarks/bench_training.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_import.py --orders 1000000 --out $(BENCH_DIR)/import

@@ -39,6 +39,13 @@ def customers_to_link(mapping: SourceMapping, out_dir: Path, given: Path | None)
     return read_customers(out_dir, mapping.link)  # without a table, it says what to import first
 
 
+def typed_records(path: Path, mapping: SourceMapping, problems: Problems) -> pd.DataFrame:
+    """One export file's records, typed by the mapping; its text is let go as soon as it is
+    typed (an import holds one file's text at a time, not every file's beside their records)."""
+    frame, decimal = read_file(path, mapping)
+    return type_fields(frame, mapping, decimal, problems)
+
+
 def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, customers: Path | None = None) -> dict:
     """Convert the export `files` into tables in `out_dir`; return the report (also written to
     out_dir/imports/<source>/report.json). Rows are linked to the customers table at
@@ -47,17 +54,18 @@ def run_import(mapping: SourceMapping, files: list[Path], out_dir: Path, custome
     out_dir = Path(out_dir)
     index = customers_to_link(mapping, out_dir, customers)
     problems = Problems(mapping.source)
-    parts = [read_file(Path(path), mapping) for path in files]
-    typed = pd.concat([type_fields(frame, mapping, decimal, problems) for frame, decimal in parts], ignore_index=True)
+    typed = pd.concat([typed_records(Path(path), mapping, problems) for path in files], ignore_index=True)
     problems.raise_if_any(mapping)
+    rows_read = len(typed)
     converted = KINDS[mapping.kind](typed, mapping, index, problems)
+    del typed  # what is written is in `converted`: the records need not stay in memory while it is
     report = {
         "source": mapping.source,
         "kind": mapping.kind,
         "mapping": str(mapping.path),
         "files": [{"name": Path(f).name, "sha256": file_sha256(Path(f))} for f in files],
         "customers": str(index.path) if index is not None else None,
-        "rows_read": len(typed),
+        "rows_read": rows_read,
         "records": converted.records,
         "matched": converted.matched,
         "unmatched": sum(converted.unmatched.values()),

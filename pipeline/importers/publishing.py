@@ -79,9 +79,26 @@ def as_text(frame: pd.DataFrame, table) -> pd.DataFrame:
         elif pd.api.types.is_bool_dtype(values) or str(values.dtype) == "boolean":
             values = values.map({True: "true", False: "false"}).astype(object).where(values.notna(), None)
         else:
-            values = values.map(_number_as_text, na_action="ignore")
+            values = _numbers_as_text(values)
         out[name] = values.astype(object).where(values.notna(), None)
     return out.reset_index(drop=True)
+
+
+def _numbers_as_text(values: pd.Series) -> pd.Series:
+    """`_number_as_text` of each value (missing ones left as they are), without a Python call
+    per row where that is not needed: text stays as it is, and each distinct float (by its
+    bits: -0.0 is not 0.0) is written once; a table repeats its amounts."""
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values
+    if values.dtype != np.float64:
+        return values.map(_number_as_text, na_action="ignore")
+    numbers = values.to_numpy()
+    present = ~np.isnan(numbers)
+    distinct, where = np.unique(numbers[present].view(np.int64), return_inverse=True)
+    texts = np.array([_number_as_text(number) for number in distinct.view(np.float64)] + [None], dtype=object)
+    spread = np.full(len(numbers), len(distinct))  # the None after the texts
+    spread[present] = where
+    return pd.Series(texts[spread], index=values.index, name=values.name, dtype=object)
 
 
 def _number_as_text(value):

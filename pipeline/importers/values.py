@@ -53,7 +53,7 @@ class Problems:
 
 def type_fields(frame: pd.DataFrame, mapping: SourceMapping, decimal: str, problems: Problems) -> pd.DataFrame:
     """The frame with every mapped field converted to its type (missing stays missing)."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: replacing a column leaves `frame` as it was
     for name, spec in mapping.fields.items():
         if name in out:
             if spec.key is not None:
@@ -130,9 +130,24 @@ _NOT_AN_OBJECT = object()
 def normalised_email(values: pd.Series) -> pd.Series:
     """Emails as they are compared: without surrounding blanks, lower-cased; a value that is
     not an address (no @, or a blank inside) is missing."""
-    text = values.astype("string").str.strip().str.lower()
+    codes, text = distinct_texts(values)
+    text = text.str.strip().str.lower()
     usable = text.str.fullmatch(r"[^@\s]+@[^@\s]+").fillna(False).astype(bool)
-    return text.where(usable).astype(object).where(usable, None)
+    return spread(text.where(usable).astype(object).where(usable, None), codes, values)
+
+
+def distinct_texts(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(codes, texts): each distinct value once, as text (missing included), and where each
+    value is among them. An export repeats most of its values (a customer's email on every
+    order, the same amounts), so a rule applied to the texts and `spread` back to the rows
+    does its work once per distinct value, not once per row, and the rows share its results."""
+    codes, distinct = pd.factorize(values.astype("string"), use_na_sentinel=False)
+    return codes, pd.Series(distinct, dtype="string")
+
+
+def spread(results: pd.Series, codes: np.ndarray, values: pd.Series) -> pd.Series:
+    """The result for each of `values` from the results for their distinct texts."""
+    return pd.Series(results.to_numpy()[codes], index=values.index, name=values.name, dtype=results.dtype)
 
 
 def parse_times(values: pd.Series, formats: list[str], timezone: str) -> pd.Series:
@@ -178,12 +193,14 @@ _MONEY_NOISE = re.compile(r"[\s\u00a0\u202f'€$£¥]|[A-Z]{3}$|^[A-Z]{3}")
 def parse_numbers(values: pd.Series, decimal: str) -> pd.Series:
     """Numbers written with `decimal` as the decimal mark, the other mark (or a blank or an
     apostrophe) grouping thousands, and a currency sign or code around them allowed."""
-    text = values.astype("string").str.replace(_MONEY_NOISE, "", regex=True)
+    codes, text = distinct_texts(values)
+    text = text.str.replace(_MONEY_NOISE, "", regex=True)
     grouping = "." if decimal == "," else ","
     text = text.str.replace(grouping, "", regex=False)
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
-    return pd.to_numeric(text.astype(object).where(text.notna(), None), errors="coerce").astype(float)
+    return spread(pd.to_numeric(text.astype(object).where(text.notna(), None), errors="coerce").astype(float),
+                  codes, values)
 
 
 def mapped_values(frame: pd.DataFrame, name: str, mapping: SourceMapping, problems: Problems,
