@@ -62,6 +62,8 @@ def parse_zone(value: str) -> str:
 def handles_errors(command: Callable) -> Callable:
     """Turn expected failures into a clear last log line and an exit code."""
 
+    name = command.__name__.rstrip("_")  # `import_` is `churn import`
+
     @functools.wraps(command)
     def wrapper(*args, debug: bool = False, **kwargs):
         setup_logging(verbose=debug)
@@ -78,7 +80,7 @@ def handles_errors(command: Callable) -> Callable:
         except KeyboardInterrupt as exc:  # a signal outside a step that handles it: stop, in one line
             if debug:
                 raise
-            stopped = Interrupted(f"`churn {command.__name__}` was stopped before it finished; nothing it had not "
+            stopped = Interrupted(f"`churn {name}` was stopped before it finished; nothing it had not "
                                   "published yet was written, and earlier outputs are as they were.",
                                   getattr(exc, "signum", signal.SIGINT))
             log.error("%s", stopped)
@@ -86,12 +88,12 @@ def handles_errors(command: Callable) -> Callable:
         except Exception as exc:  # noqa: BLE001 - a bug: one paragraph on the console, the traceback in a file
             if debug:
                 raise
-            report = write_crash_report(command.__name__, exc, kwargs.get("config"))
+            report = write_crash_report(name, exc, kwargs.get("config"))
             first_line = (mask_credentials(str(exc)).strip().splitlines() or [""])[0]
             log.error("`churn %s` failed unexpectedly with %s: %s. This looks like a bug in churn-pipeline rather "
                       "than a problem with the data or the config; the previous outputs are untouched. The full "
                       "traceback is in %s (or rerun with --debug to see it here); please report it with that file.",
-                      command.__name__, type(exc).__name__, first_line, report)
+                      name, type(exc).__name__, first_line, report)
             sys.exit(UNEXPECTED_EXIT_CODE)
 
     return wrapper

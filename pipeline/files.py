@@ -364,8 +364,9 @@ def _write_owner(fd: int) -> None:
 
 
 @contextmanager
-def run_lock(folder: Path) -> Iterator[None]:
-    """Hold the scoring run lock of an output folder for the body: `<folder>/.lock`, an OS
+def run_lock(folder: Path, job: str = "scoring run", setting: str = "scoring.output_dir") -> Iterator[None]:
+    """Hold the run lock of an output folder for the body (a scoring run's, or an import's:
+    `job` and `setting` name it in messages): `<folder>/.lock`, an OS
     lock that is released when its holder ends, however it ends. Never waits: while another
     process holds it, RunLockedError (exit 5) names the folder and the holder. Re-entrant
     within a process: a publish inside a run that holds the lock joins it, so the lock is
@@ -379,12 +380,12 @@ def run_lock(folder: Path) -> Iterator[None]:
         lock.acquire()
     except Timeout:
         raise RunLockedError(
-            f"Another scoring run holds {lock_path} ({_owner_of(lock_path)}), so this run stopped before reading "
-            f"anything: one run at a time scores into {folder}. Wait for that run to finish and rerun. The lock is "
+            f"Another {job} holds {lock_path} ({_owner_of(lock_path)}), so this run stopped before reading "
+            f"anything: one {job} at a time writes into {folder}. Wait for that run to finish and rerun. The lock is "
             "the operating system's and ends with its process, even a crashed one, so there is no file to delete."
         ) from None
     except OSError as exc:
-        raise output_error(exc, lock_path, "take the run lock", "scoring.output_dir") from exc
+        raise output_error(exc, lock_path, "take the run lock", setting) from exc
     try:
         yield
     finally:

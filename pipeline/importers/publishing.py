@@ -57,7 +57,7 @@ def publish(out_dir: Path, source: str, tables: dict[str, pd.DataFrame], set_asi
         assembled = {name: assemble(out_dir, name, source, part) for name, part in parts.items()}
         for name, frame in assembled.items():
             frame.to_csv(staging / f"{name}.csv", index=False, lineterminator="\n")
-        quarantined = check_contract(out_dir, staging, set(assembled), now)
+        quarantined = check_contract(out_dir, staging, set(assembled), now, source)
         report["set_aside_by_contract"] = quarantined
         _put_in_place(out_dir, source, parts, set_aside, report, staging, record)
     except OSError as exc:
@@ -171,7 +171,7 @@ def assemble(out_dir: Path, table: str, source: str, part: pd.DataFrame) -> pd.D
     return frame
 
 
-def check_contract(out_dir: Path, staging: Path, written: set[str], now: dt.datetime) -> dict[str, int]:
+def check_contract(out_dir: Path, staging: Path, written: set[str], now: dt.datetime, source: str) -> dict[str, int]:
     """The new tables (with the customers table they refer to) against the data contract:
     a hard rule broken stops the import before any file is in place."""
     files = {}
@@ -180,11 +180,45 @@ def check_contract(out_dir: Path, staging: Path, written: set[str], now: dt.date
             files[name] = staging / f"{name}.csv"
         elif name == "customers" and (out_dir / "customers.csv").is_file():
             files[name] = out_dir / "customers.csv"
-    checked = validate_files(files, out_dir, now.replace(tzinfo=None), quarantine_dir=None)
+    try:
+        checked = validate_files(files, out_dir, now.replace(tzinfo=None), quarantine_dir=None)
+    except DataError as exc:
+        raise DataError(_as_import_failure(str(exc), source)) from None
     try:
         return {name: count for name, count in checked.quarantined.items() if name in written and count}
     finally:
         checked.close()
+
+
+def write_account(out_dir: Path, source: str, set_aside: pd.DataFrame, report: dict) -> None:
+    """The import's own account, DIR/imports/<source>/: set_aside.csv and report.json."""
+    folder = out_dir / IMPORTS / source
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "set_aside.csv") as tmp:
+            set_aside.to_csv(tmp, index=False, lineterminator="\n", date_format=TIME_FORMAT)
+        atomic_write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", folder / "report.json")
+    except OSError as exc:
+        raise output_error(exc, folder, "write the import's account to", "--out") from exc
+
+
+def previous_report(out_dir: Path, source: str) -> dict | None:
+    """The report of the source's earlier import into the folder, if one can be read."""
+    try:
+        return json.loads((out_dir / IMPORTS / source / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _as_import_failure(message: str, source: str) -> str:
+    """The contract's verdict on the converted tables, said of the import: its rows are
+    numbered in the converted table (in time order), not in the export; the values shown
+    find them there."""
+    problems = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip().startswith("- ")]
+    found = "; ".join(problems) or message
+    return (f"{source}: the rows converted from the export break the data contract, so nothing was imported: {found}. "
+            "Rows are numbered as in the converted table, in time order; find them in the export by the values shown, "
+            "fix them there (or the mapping) and import again.")
 
 
 def _put_in_place(out_dir: Path, source: str, parts: dict[str, pd.DataFrame], set_aside: pd.DataFrame,
@@ -192,14 +226,11 @@ def _put_in_place(out_dir: Path, source: str, parts: dict[str, pd.DataFrame], se
     """Parts, set-aside rows and report first, then the record of the new table files (with
     the hashes they replace, so a crash between the two leaves them recognisable), then the
     tables."""
-    folder = out_dir / IMPORTS / source
-    folder.mkdir(parents=True, exist_ok=True)
     for name, part in parts.items():
+        _part_path(out_dir, source, name).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(_part_path(out_dir, source, name)) as tmp:
             part.to_csv(tmp, index=False, lineterminator="\n")
-    with atomic_path(folder / "set_aside.csv") as tmp:
-        set_aside.to_csv(tmp, index=False, lineterminator="\n", date_format=TIME_FORMAT)
-    atomic_write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", folder / "report.json")
+    write_account(out_dir, source, set_aside, report)
     for name in parts:
         target = out_dir / f"{name}.csv"
         entry = record.get(name, {})

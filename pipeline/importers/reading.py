@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
+import io
 import json
 from pathlib import Path
 
@@ -23,17 +25,56 @@ FALLBACK_ENCODING = "cp1252"  # Excel on Windows re-saves a CSV in the system's 
 _CHECK_CHUNK = 1 << 24
 
 
-def read_file(path: Path, mapping: SourceMapping) -> tuple[pd.DataFrame, str]:
-    """The file's records in the mapping's fields, as text, and the decimal mark its numbers
-    are written with."""
+def read_file(path: Path, mapping: SourceMapping, label: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The file's records in the mapping's fields, as text (every field a column, missing
+    where the export lacks it), and the decimal mark its numbers are written with (by its
+    delimiter; values.decimal_mark checks it against the numbers). `label` names the file in
+    messages and the set-aside rows (default: its name). A .gz file is read as what it holds."""
+    label = label or path.name
+    _refuse_non_text(path, mapping)
+    fmt = file_format(path, mapping.reader)
+    try:
+        if fmt == "csv":
+            frame, decimal = _read_csv(path, mapping, label)
+        else:
+            frame, decimal = _select_fields(_read_json(path, mapping.reader, fmt), label, mapping), "."
+    except UnicodeDecodeError as exc:
+        tried = "UTF-8 or Windows-1252" if mapping.reader.encoding == "auto" else mapping.reader.encoding
+        raise DataError(f"{mapping.source}: {path} is not text in {tried} (byte {exc.object[exc.start:exc.end]!r} "
+                        f"at position {exc.start:,}). Export it again as UTF-8, or set reader.encoding in "
+                        f"{mapping.path}.") from None
+    for field in mapping.fields:
+        if field not in frame:
+            frame[field] = None  # an optional column the export does not have
+    return frame, decimal
+
+
+_ZIP, _GZIP, _UTF16 = b"PK\x03\x04", b"\x1f\x8b", (b"\xff\xfe", b"\xfe\xff")
+
+
+def _refuse_non_text(path: Path, mapping: SourceMapping) -> None:
+    if path.is_dir():
+        raise DataError(f"{mapping.source}: {path} is a folder; pass the export files in it (e.g. {path}/*.csv).")
     if not path.is_file():
         raise DataError(f"{mapping.source}: the export file {path} does not exist.")
-    if path.stat().st_size == 0:
+    with _open_bytes(path) as handle:
+        head = handle.read(4)
+    if not head:
         raise DataError(f"{mapping.source}: the export file {path} is empty (not even a header row).")
-    fmt = file_format(path, mapping.reader)
-    if fmt == "csv":
-        return _read_csv(path, mapping)
-    return _select_fields(_read_json(path, mapping.reader, fmt), path, mapping), "."
+    if head.startswith(_ZIP):
+        raise DataError(f"{mapping.source}: {path} is an Excel workbook or a zip archive, not the CSV or JSON export "
+                        "the mapping reads. Export (or save) it as CSV, or unzip it first.")
+
+
+def _open_bytes(path: Path):
+    """The file's bytes; a gzip file's unpacked (BigQuery extracts are often compressed)."""
+    with path.open("rb") as handle:
+        packed = handle.read(2) == _GZIP
+    return gzip.open(path, "rb") if packed else path.open("rb")
+
+
+def _open_text(path: Path, encoding: str):
+    return io.TextIOWrapper(_open_bytes(path), encoding=encoding, newline="")
 
 
 def file_format(path: Path, reader: Reader) -> str:
@@ -49,12 +90,15 @@ def file_format(path: Path, reader: Reader) -> str:
 
 
 def encoding_of(path: Path, reader: Reader) -> str:
-    """The file's text encoding: the mapping's, or UTF-8 when every byte decodes as UTF-8,
-    else Windows-1252 (which decodes any byte)."""
+    """The file's text encoding: the mapping's; UTF-16 after its byte-order mark; UTF-8 when
+    every byte decodes as UTF-8; else Windows-1252 (Excel's re-save on Windows)."""
     if reader.encoding != "auto":
         return reader.encoding
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as handle:
+    with _open_bytes(path) as handle:
+        if handle.read(2) in _UTF16:  # what Excel's "Unicode text" writes
+            return "utf-16"
+        handle.seek(0)
         try:
             while chunk := handle.read(_CHECK_CHUNK):
                 decoder.decode(chunk)
@@ -65,7 +109,7 @@ def encoding_of(path: Path, reader: Reader) -> str:
 
 
 def _header_line(path: Path, encoding: str) -> str:
-    with path.open(encoding=encoding, newline="") as handle:
+    with _open_text(path, encoding) as handle:
         return handle.readline()
 
 
@@ -99,13 +143,14 @@ def decimal_of(delimiter: str, reader: Reader) -> str:
     return "," if delimiter == ";" else "."
 
 
-def _read_csv(path: Path, mapping: SourceMapping) -> tuple[pd.DataFrame, str]:
+def _read_csv(path: Path, mapping: SourceMapping, label: str) -> tuple[pd.DataFrame, str]:
     encoding = encoding_of(path, mapping.reader)
     delimiter = delimiter_of(_header_line(path, encoding), mapping)
     header = next(csv.reader([_header_line(path, encoding)], delimiter=delimiter), [])
-    chosen = choose_columns(header, path, mapping, delimiter)
+    chosen = choose_columns(header, label, mapping, delimiter)
     try:
-        frame = pd.read_csv(path, sep=delimiter, encoding=encoding, dtype=str, keep_default_na=False,
+        # a text stream decoded here, so that a .gz file is unpacked on the way
+        frame = pd.read_csv(_open_text(path, encoding), sep=delimiter, dtype=str, keep_default_na=False,
                             na_filter=False, usecols=sorted(set(chosen.values())), quoting=csv.QUOTE_MINIMAL,
                             engine="c")
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -113,15 +158,17 @@ def _read_csv(path: Path, mapping: SourceMapping) -> tuple[pd.DataFrame, str]:
         raise DataError(f"{mapping.source}: cannot read {path} as a CSV file ({delimiter!r}-separated, "
                         f"{encoding}): {first_line}. Check that it is the tool's CSV export, unedited, or set "
                         f"reader.delimiter / reader.encoding in {mapping.path}.") from None
-    return _as_fields(frame, chosen, path, mapping.reader.missing_values), decimal_of(delimiter, mapping.reader)
+    return _as_fields(frame, chosen, label, mapping.reader.missing_values), decimal_of(delimiter, mapping.reader)
 
 
-def choose_columns(header: list[str], path: Path, mapping: SourceMapping, delimiter: str) -> dict[str, str]:
+def choose_columns(header: list[str], label: str, mapping: SourceMapping, delimiter: str) -> dict[str, str]:
     """field -> the header cell that holds it: the first of the field's column names found;
-    a required field found nowhere is a DataError listing them all."""
-    by_name = {}
+    a required field found nowhere, or a column the mapping reads that the header holds
+    twice (which of them is meant?), is a DataError listing them all."""
+    by_name, seen = {}, {}
     for cell in header:
         by_name.setdefault(_folded(cell), cell)
+        seen[_folded(cell)] = seen.get(_folded(cell), 0) + 1
     chosen, missing = {}, []
     for field, spec in mapping.fields.items():
         found = next((by_name[_folded(name)] for name in spec.column if _folded(name) in by_name), None)
@@ -129,24 +176,29 @@ def choose_columns(header: list[str], path: Path, mapping: SourceMapping, delimi
             chosen[field] = found
         elif spec.required:
             missing.append(f"{field} (looked for {' or '.join(repr(c) for c in spec.column)})")
+    twice = sorted({column for column in chosen.values() if seen[_folded(column)] > 1})
+    if twice:
+        raise DataError(f"{mapping.source}: {label} holds the column(s) {twice} more than once [column appears more "
+                        "than once in the header]: it is not clear which one the mapping should read. Remove the "
+                        "extra column and export again.")
     if missing:
         note = ""
         if len(header) == 1 and any(sep in header[0] for sep in DELIMITERS if sep != delimiter):
             note = " The header is one column holding separators: is the delimiter wrong (reader.delimiter)?"
         shown = header[:12] + (["..."] if len(header) > 12 else [])
-        raise DataError(f"{mapping.source}: {path.name} lacks the column(s) the mapping {mapping.path} needs "
+        raise DataError(f"{mapping.source}: {label} lacks the column(s) the mapping {mapping.path} needs "
                         f"[missing column]: {'; '.join(missing)}. Its columns are {shown}.{note} Export again "
                         "with those columns, or edit the mapping's `column` names to the ones your export has.")
     return chosen
 
 
-def _as_fields(frame: pd.DataFrame, chosen: dict[str, str], path: Path, missing: list[str]) -> pd.DataFrame:
+def _as_fields(frame: pd.DataFrame, chosen: dict[str, str], label: str, missing: list[str]) -> pd.DataFrame:
     """The chosen columns renamed to their fields, blanks trimmed, empty cells (and the
     mapping's `missing_values`) missing. Each distinct text is trimmed and checked once, as
     one Python object that its cells share: an export repeats most of its values (an order's
     fields on each of its line items, a customer's email on each order), and one object per
     cell took over three times the memory of the file."""
-    out = pd.DataFrame({"source_file": path.name, "source_row": range(1, len(frame) + 1)}, index=frame.index)
+    out = pd.DataFrame({"source_file": label, "source_row": range(1, len(frame) + 1)}, index=frame.index)
     for field, column in chosen.items():
         codes, distinct = pd.factorize(frame[column], use_na_sentinel=False)
         values = pd.Series(distinct.astype(object), dtype=object)
@@ -162,7 +214,8 @@ def _as_fields(frame: pd.DataFrame, chosen: dict[str, str], path: Path, missing:
 
 def _read_json(path: Path, reader: Reader, fmt: str) -> list[dict]:
     """The export's records, each with its side-loaded records joined in."""
-    text = path.read_text(encoding="utf-8-sig")
+    with _open_text(path, "utf-8-sig") as handle:
+        text = handle.read()
     try:
         if fmt == "ndjson":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -213,7 +266,7 @@ def _path_value(record, dotted: str):
     return value
 
 
-def _select_fields(records: list[dict], path: Path, mapping: SourceMapping) -> pd.DataFrame:
+def _select_fields(records: list[dict], label: str, mapping: SourceMapping) -> pd.DataFrame:
     """Each field's value by its JSON path (a.b), as text; a required field that no record
     has is a missing column."""
     columns: dict[str, list] = {}
@@ -229,10 +282,10 @@ def _select_fields(records: list[dict], path: Path, mapping: SourceMapping) -> p
         columns[field] = [_as_text(_path_value(r, found)) for r in records]
     if missing:
         keys = sorted(records[0]) if records and isinstance(records[0], dict) else []
-        raise DataError(f"{mapping.source}: the records of {path.name} lack the field(s) the mapping {mapping.path} "
+        raise DataError(f"{mapping.source}: the records of {label} lack the field(s) the mapping {mapping.path} "
                         f"needs [missing column]: {'; '.join(missing)}. A record has {keys[:15]}. Export again with "
                         "those fields (and the side-loads the mapping joins), or edit the mapping's `column` paths.")
-    out = pd.DataFrame({"source_file": path.name, "source_row": range(1, len(records) + 1)})
+    out = pd.DataFrame({"source_file": label, "source_row": range(1, len(records) + 1)})
     for field, values in columns.items():
         out[field] = pd.Series(values, dtype=object)
     return out

@@ -52,8 +52,10 @@ class Problems:
 
 
 def type_fields(frame: pd.DataFrame, mapping: SourceMapping, decimal: str, problems: Problems) -> pd.DataFrame:
-    """The frame with every mapped field converted to its type (missing stays missing)."""
+    """The frame with every mapped field converted to its type (missing stays missing);
+    `decimal` is the reader's mark (its guess by the delimiter, when the mapping says auto)."""
     out = frame.copy(deep=False)  # copy-on-write: replacing a column leaves `frame` as it was
+    decimal = decimal_mark(frame, mapping, decimal)
     for name, spec in mapping.fields.items():
         if name in out:
             if spec.key is not None:
@@ -187,20 +189,44 @@ def local_times_in_utc(local: pd.Series, timezone: str) -> pd.Series:
     return utc
 
 
-_MONEY_NOISE = re.compile(r"[\s\u00a0\u202f'€$£¥]|[A-Z]{3}$|^[A-Z]{3}")
+_CURRENCY = re.compile(r"^[A-Z]{3}|[A-Z]{3}$|[€$£¥]")
+_GROUP_SPACES = re.compile(r"[\s\u00a0\u202f']")  # 1 234,50 and 1'234.50 group thousands too
 
 
 def parse_numbers(values: pd.Series, decimal: str) -> pd.Series:
     """Numbers written with `decimal` as the decimal mark, the other mark (or a blank or an
-    apostrophe) grouping thousands, and a currency sign or code around them allowed."""
+    apostrophe) grouping thousands, and a currency sign or code around them allowed. A
+    grouping mark must group three digits: `12.50` read with a decimal comma is not 1250
+    but no number at all (missing), so a wrong decimal mark is caught instead of scaling
+    every amount by a hundred."""
     codes, text = distinct_texts(values)
-    text = text.str.replace(_MONEY_NOISE, "", regex=True)
     grouping = "." if decimal == "," else ","
-    text = text.str.replace(grouping, "", regex=False)
+    text = text.str.replace(_CURRENCY, "", regex=True).str.strip()
+    text = text.str.replace(_GROUP_SPACES, grouping, regex=True)
+    g, d = re.escape(grouping), re.escape(decimal)
+    shaped = text.str.fullmatch(rf"[+-]?(\d{{1,3}}({g}\d{{3}})+|\d+|(?=[{d}]\d))({d}\d+)?([eE][+-]?\d+)?")
+    text = text.where(shaped.fillna(False).astype(bool)).str.replace(grouping, "", regex=False)
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     return spread(pd.to_numeric(text.astype(object).where(text.notna(), None), errors="coerce").astype(float),
                   codes, values)
+
+
+def decimal_mark(frame: pd.DataFrame, mapping: SourceMapping, guess: str) -> str:
+    """The decimal mark the export's numbers are written with, when the mapping leaves it to
+    `auto`: the mark under which fewer of the number fields' values fail to parse (the
+    delimiter's usual one, `guess`, on a tie such as 1.234)."""
+    if mapping.reader.decimal != "auto":
+        return mapping.reader.decimal
+    columns = [name for name, spec in mapping.fields.items() if spec.type in ("number", "integer") and name in frame]
+    if not columns:
+        return guess
+
+    def failures(mark: str) -> int:
+        return sum(int((frame[c].notna() & parse_numbers(frame[c], mark).isna()).sum()) for c in columns)
+
+    other = "." if guess == "," else ","
+    return other if failures(other) < failures(guess) else guess
 
 
 def mapped_values(frame: pd.DataFrame, name: str, mapping: SourceMapping, problems: Problems,

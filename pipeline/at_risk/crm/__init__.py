@@ -6,7 +6,8 @@ custom fields they fill, for an admin to create once.
 A row of a CRM file is a row of the list, in the list's order, that the CRM can match: with an
 email (Salesforce: with a record id, when `scoring.crm.record_id_column` is set) not already
 given by a row above. The others are left out and counted in the manifest. Every text cell
-is on one line and safe to open in a spreadsheet (`listing.spreadsheet_safe`); numbers are
+is on one line and safe to open in a spreadsheet (`listing.spreadsheet_safe`), but for the
+keys the CRM matches on, which must stay exactly as the CRM holds them; numbers are
 plain ('.' decimals, no thousands separator, no currency); the as-of date is written as the
 tool reads dates. The files are UTF-8 without a BOM: each of the three tools reads UTF-8 and
 none needs one. The same list gives the same bytes."""
@@ -36,6 +37,7 @@ from pipeline.config import ScoringConfig
 from pipeline.files import file_sha256
 
 CRM_FORMATS = {crm.name: crm for crm in (HUBSPOT, SALESFORCE, ZOHO)}
+MATCH_KEYS = ("email", "record_id")
 
 
 def write_crm_exports(at_risk: pd.DataFrame, contacts: pd.DataFrame | None, folder: Path, cfg: ScoringConfig,
@@ -45,7 +47,10 @@ def write_crm_exports(at_risk: pd.DataFrame, contacts: pd.DataFrame | None, fold
     per CRM: each file with its rows and sha256, and the rows left out, by reason. `limits`
     replaces a CRM's file limits (a test splits a short list so)."""
     people = contact_rows(at_risk, contacts)
-    cells = {field: formula_safe(people[field]) for field in people.columns} | field_cells(at_risk)
+    # The keys a CRM matches a contact by go as they are: a quote before `-dash@example.com`
+    # would make the CRM create a second, wrong contact. An import tool reads them as text.
+    cells = {field: people[field] if field in MATCH_KEYS else formula_safe(people[field])
+             for field in people.columns} | field_cells(at_risk)
     written = {}
     for name in cfg.exports:
         crm = CRM_FORMATS[name]

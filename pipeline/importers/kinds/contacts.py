@@ -16,6 +16,9 @@ from pipeline.importers.kinds.ledger import Converted, Ledger
 from pipeline.importers.mapping import SourceMapping
 from pipeline.importers.values import Problems, recoded_values
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("record_id",)
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))

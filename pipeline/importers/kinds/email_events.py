@@ -18,12 +18,18 @@ from pipeline.importers.linking import Customers
 from pipeline.importers.mapping import SourceMapping
 from pipeline.importers.values import Problems, mapped_values
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("occurred_at", "event_type")
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))
     event_type = mapped_values(records, "event_type", mapping, problems)
     problems.raise_if_any(mapping)
     records = records.assign(contract_event_type=event_type)
+    if "event_id" in records:  # overlapping pulls give an event twice: it happened once
+        records = ledger.skip(records, records["event_id"].notna() & records["event_id"].duplicated(),
+                              "the same event again (its id seen before)")
     if "filtered" in records:
         records = ledger.skip(records, records["filtered"].fillna(False).astype(bool),
                               "made by a machine (filtered by the tool)")

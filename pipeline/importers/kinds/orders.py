@@ -27,14 +27,20 @@ from pipeline.importers.values import Problems, first_present, mapped_values
 PURCHASE = "purchase"
 REFUND_SUFFIX = "-refund"
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("order_id", "email", "financial_status", "total", "paid_at")
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers | None,
             problems: Problems) -> Converted:
     lines = records[records["order_id"].notna()]
+    heads = order_rows(lines, mapping, problems)
     orders = one_row_per_order(lines)
-    ledger = Ledger(records=len(orders))
+    ledger = Ledger(records=len(orders) + int(heads["order_id"].duplicated().sum()))
     ledger.skip(records, records["order_id"].isna(), "no order id")
+    ledger.skip(heads, heads["order_id"].duplicated(), "the same order again (an export given twice)")
     meaning = mapped_values(orders, "financial_status", mapping, problems)
+    check_amounts(orders, mapping, problems)
     problems.raise_if_any(mapping)
     orders = ledger.skip(orders, meaning.ne(PURCHASE), "not paid: financial status "
                          + orders["financial_status"].fillna("(empty)").astype(str).str.lower())
@@ -50,6 +56,36 @@ def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers 
         tables = {}
     tables["transactions"] = transactions(orders)
     return ledger.done(tables, matched=len(orders))
+
+
+def order_rows(lines: pd.DataFrame, mapping: SourceMapping, problems: Problems) -> pd.DataFrame:
+    """The rows that carry an order's own fields (its first line, with the financial status).
+    An order number on two such rows is the same order given twice when the rows agree (two
+    copies of one export: counted, read once), and a problem when they differ: two exports
+    from different days (the later one knows a refund the earlier does not) or two stores
+    with the same numbers, which must not be merged into one order."""
+    heads = lines[lines["financial_status"].notna()]
+    fields = [c for c in heads.columns if c not in ("source_file", "source_row")]
+    repeated = heads[heads["order_id"].duplicated(keep=False)]
+    differing = repeated.groupby("order_id")[fields].nunique(dropna=False).gt(1).any(axis=1)
+    clash = repeated["order_id"].isin(differing.index[differing]) & repeated["order_id"].duplicated(keep="first")
+    problems.add(repeated, clash, f"{mapping.fields['order_id'].column[0]!r} (field order_id)", "one order number "
+                 "with two different order rows (exports of different days, or two stores: import only the latest "
+                 "export, and each store as its own source)", repeated["order_id"])
+    return heads
+
+
+def check_amounts(orders: pd.DataFrame, mapping: SourceMapping, problems: Problems) -> None:
+    """A total and a refunded amount are never negative, and no more is refunded than paid."""
+    total, refunded = orders["total"], orders.get("refunded", pd.Series(0.0, index=orders.index)).fillna(0)
+    label = f"{mapping.fields['total'].column[0]!r} (field total)"
+    problems.add(orders, total.lt(0).fillna(False), label, "a negative order total", total)
+    if "refunded" in orders:
+        label = f"{mapping.fields['refunded'].column[0]!r} (field refunded)"
+        problems.add(orders, refunded.lt(0), label, "a negative refunded amount", orders["refunded"])
+        paid = total.fillna(0).clip(lower=0)  # a negative total is its own problem
+        problems.add(orders, refunded.gt(paid + 0.005), label, "more refunded than the order's total",
+                     orders["refunded"])
 
 
 def one_row_per_order(lines: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,9 @@ from pipeline.importers.values import Problems
 
 NPS_SCALE = (0, 10)
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("responded_at", "score")
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))

@@ -28,6 +28,9 @@ STATUSES = ("open", "resolved", "skip")
 CSAT_SCALE = (1, 5)
 EARLIER_VERSION = "an earlier version of the same ticket"
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("ticket_id", "opened_at")
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))

@@ -21,6 +21,9 @@ from pipeline.importers.values import Problems, recoded_values
 SHARED_DEVICE = "anonymous, on a device several customers signed in on by that day"
 NEVER_SIGNED_IN = "anonymous, and no one had signed in on the device by the end of that day"
 
+# The fields a mapping of this kind must have (their columns may still be optional).
+NEEDS = ("occurred_at", "event_name", "user_id", "pseudo_id")
+
 
 def convert(records: pd.DataFrame, mapping: SourceMapping, customers: Customers, problems: Problems) -> Converted:
     ledger = Ledger(records=len(records))

@@ -52,12 +52,12 @@ def listed(n: int = len(ALL_NAMES), as_of: dt.date = AS_OF) -> pd.DataFrame:
 
 def contacts_of(at_risk: pd.DataFrame) -> pd.DataFrame:
     """Contacts in the shape `fetch_contacts` returns: every customer has a name; c0010 has
-    no email, c0011 repeats c0001's email in capitals, c0008 has first and last names of its
-    own; c0000, c0001 and c0010 have a record id."""
+    no email, c0011 repeats c0001's email in capitals, c0009's address starts with a formula
+    trigger, c0008 has first and last names of its own; c0000, c0001 and c0010 have a record id."""
     ids = sorted(at_risk["customer_id"])
     names = [ALL_NAMES[i % len(ALL_NAMES)] for i in range(len(ids))]
     email = [f"c{i}@example.org" for i in range(len(ids))]
-    email[10], email[11] = None, "C1@EXAMPLE.ORG"
+    email[10], email[11], email[9] = None, "C1@EXAMPLE.ORG", "-dash@example.org"
     first, last = [None] * len(ids), [None] * len(ids)
     first[8], last[8] = "Ann", "Dijk-Smit"
     return pd.DataFrame({"customer_id": ids, "email": email, "name": names, "first_name": first, "last_name": last,
@@ -177,7 +177,10 @@ def test_names_are_split_and_formula_like_cells_are_neutralised(exported):
         assert names[email_of["  Zoë\nMultiline "]] == ("Zoë", "Multiline")
         assert names["c8@example.org"] == ("Ann", "Dijk-Smit")  # first and last names of its own come first
         for row in rows:  # no text cell would run as a formula; the quoted ones are marked as text
-            assert not any(cell.startswith(FORMULA_TRIGGERS) for key, cell in row.items() if key not in NUMBERS), row
+            assert not any(cell.startswith(FORMULA_TRIGGERS) for key, cell in row.items()
+                           if key not in (*NUMBERS, "Email")), row
+        # the key the CRM matches on stays as the CRM holds it: a quote would make a new contact
+        assert "-dash@example.org" in {row["Email"] for row in rows}
         assert {row["Churn top reasons"] for row in rows} >= {TEXT_PREFIX + "=1+1; no purchase for 94 days (usually every 21)"}
         assert TEXT_PREFIX + "@SUM(A1)" in {row["Last Name"] for row in rows}
         assert TEXT_PREFIX + "+1" in {row["Last Name"] for row in rows}
