@@ -126,11 +126,10 @@ def _config(config: Path, data: Path | None) -> Config:
 
 
 def _tables(cfg: Config, write_quarantine: bool = True):
-    from pipeline.tables import load_tables
+    from pipeline.engines import open_tables
 
     with stage("validate input tables") as info:
-        tables = load_tables(cfg.data.path, dt.datetime.now(), cfg.data.quarantine_dir if write_quarantine
-                             else None, cfg.data.format, cfg.data.engine_memory_gb, cfg.data.engine_dir)
+        tables = open_tables(cfg.data, dt.datetime.now(), cfg.data.quarantine_dir if write_quarantine else None)
         info["tables"] = len(tables.present)
     return tables
 

@@ -31,9 +31,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SparkConfig(Section):
+    """The Spark session of `data.engine: spark` (pipeline/engines/spark.py)."""
+
+    # local[N] runs Spark inside this machine with N cores (tests, small machines); a cluster
+    # URL (spark://host:7077, yarn, k8s://...) runs it there
+    master: str = "local[2]"
+    app_name: str = "churn-pipeline"
+    # any Spark setting, e.g. {"spark.executor.memory": "8g", "spark.sql.shuffle.partitions": "400"}
+    options: dict[str, str] = Field(default_factory=dict)
+
+
 class DataConfig(Section):
     path: Path = Path("data/demo")
     format: Literal["auto", "csv", "parquet"] = "auto"
+    # Where the contract's tables are read from: the files in `path` (default), or a schema of
+    # a PostgreSQL database, `postgresql://user@host:5432/dbname`. The password never goes
+    # here: it comes from the environment (PGPASSWORD, or a ~/.pgpass file), as psql's does.
+    source: Annotated[str, Field(pattern=r"^postgres(ql)?://")] | None = None
+    source_schema: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "public"
+    # The engine the tables are validated in and the features, labels and scores computed
+    # by: duckdb (embedded, default; up to a few million customers on one machine) or spark
+    # (the same definitions on a Spark cluster, `spark` below).
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = SparkConfig()
     quarantine_dir: Path = Path("outputs/quarantine")
     # The embedded engine (DuckDB) keeps the validated tables in a scratch database file
     # under engine_dir (default: the system's temporary folder) and spills there beyond
@@ -44,6 +65,15 @@ class DataConfig(Section):
     # as-of date (the export did not refresh); other tables only with a limit of their own.
     max_staleness_days: Annotated[int, Field(ge=0, le=3650)] = 3
     max_staleness_days_by_table: dict[str, Annotated[int, Field(ge=0, le=3650)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_password_in_the_source(self) -> DataConfig:
+        from urllib.parse import urlsplit
+
+        if self.source and urlsplit(self.source).password is not None:
+            raise ValueError("data.source holds a password: remove it and set PGPASSWORD in the environment (or use "
+                             "a ~/.pgpass file); a config file is copied, logged and committed, a password must not be")
+        return self
 
     @model_validator(mode="after")
     def _staleness_of_event_tables(self) -> DataConfig:
