@@ -11,7 +11,7 @@ AS_OF ?=
 TRIALS ?= 30
 TIMEOUT ?= 600
 
-.PHONY: help setup demo data validate features train tune score report ui test browser lint bench
+.PHONY: help setup demo data validate features train tune score report ui test browser postgres lint bench
 
 help: ## List the targets with one line of help each
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,7 +55,7 @@ ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
 	@echo "MLflow UI: http://127.0.0.1:5000/#/?workflowType=machine_learning (its model-training view; Ctrl-C stops it)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup browser ## Run the test suite
+test: setup browser postgres ## Run the test suite
 	$(VENV)/bin/python -m pytest -q -n 2
 
 # The KPI report's and summary.html's rendering tests open them in headless Chromium, and the
@@ -76,6 +76,20 @@ browser: ## Install Debian's chromium and LibreOffice Calc for the rendering and
 		apt-get install -y -q libreoffice-calc-nogui >/dev/null 2>&1) || \
 		echo "LibreOffice not installed: the spreadsheet tests are skipped"; \
 	else echo "LibreOffice not installed (needs root): the spreadsheet tests are skipped"; fi
+
+# The database-source tests (tests/pipeline/engines/test_postgres.py) start a throwaway
+# PostgreSQL server of their own on a free local port in a temporary folder: they need the
+# server's binaries (initdb, pg_ctl, postgres), which Debian's package puts in
+# /usr/lib/postgresql/<version>/bin. Installed when this runs as root with apt-get (CI);
+# anywhere else, without them, those tests are skipped.
+postgres: ## Install Debian's PostgreSQL server for the database-source tests (root only; optional)
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's postgresql for the database-source tests ..."; \
+		apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+		apt-get install -y -q postgresql >/dev/null 2>&1) || \
+		echo "PostgreSQL not installed: the database-source tests are skipped"; \
+	else echo "PostgreSQL not installed (needs root): the database-source tests are skipped"; fi
 
 lint: setup ## Check style with ruff
 	$(VENV)/bin/ruff check .

@@ -227,7 +227,9 @@ def validate(config: ConfigOption = DEFAULT_CONFIG, data: DataOption = None, deb
     """Check the input tables against the data contract; report every violation at once."""
     cfg = _config(config, data)
     tables = _tables(cfg)
-    log.info("input data in %s is valid: %s", cfg.data.path, json.dumps(tables.row_counts))
+    from pipeline.engines import source_label
+
+    log.info("input data in %s is valid: %s", source_label(cfg.data), json.dumps(tables.row_counts))
 
 
 @app.command()
