@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import events_sql, first_cutoff_after_sql, plan_for, run_stage_query
+from features.stage_sql import day_diff, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -53,7 +53,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
                count(*) AS events_total,
                count(*) FILTER (WHERE age_days < $trend) AS recent,
                count(*) FILTER (WHERE age_days >= $trend AND age_days < 2 * $trend) AS earlier
-        FROM (SELECT e.customer_id, e.channel, date_diff('day', e.occurred_at, c.cutoff_date) AS age_days
+        FROM (SELECT e.customer_id, e.channel, {day_diff('e.occurred_at', 'c.cutoff_date')} AS age_days
               FROM ({EVENTS}) AS e CROSS JOIN cutoff AS c) AS h
         GROUP BY customer_id, channel
     ),
@@ -61,7 +61,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         SELECT customer_id, {", ".join(per_channel)},
             min(days_since_last) AS days_since_last_interaction,
             sum(events_total) AS interactions_total,
-            (sum(recent) + 1.0) / (sum(earlier) + 1.0) AS engagement_trend
+            CAST(sum(recent) + 1.0 AS DOUBLE) / (sum(earlier) + 1.0) AS engagement_trend
         FROM by_channel GROUP BY customer_id
     )
     SELECT s.cutoff_date, p.*
@@ -90,17 +90,17 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         -- one row per customer, cutoff and channel as written in the data: channel names
         -- are then compared on these few rows, not on every event
         SELECT s.customer_id, s.cutoff_date, b.channel, sum(b.events) AS events_total,
-               date_diff('day', max(b.last_at), s.cutoff_date) AS days_since_last
+               {day_diff('max(b.last_at)', 's.cutoff_date')} AS days_since_last
         FROM spine AS s JOIN buckets AS b
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date, b.channel
     ),
     recent_history AS (
         -- each event meets only the cutoffs whose longest window holds it
-        SELECT s.customer_id, s.cutoff_date, e.channel, date_diff('day', e.occurred_at, s.cutoff_date) AS age_days
+        SELECT s.customer_id, s.cutoff_date, e.channel, {day_diff('e.occurred_at', 's.cutoff_date')} AS age_days
         FROM spine AS s JOIN ({EVENTS}) AS e
           ON e.customer_id = s.customer_id AND e.occurred_at < s.cutoff_date
-         AND date_diff('day', e.occurred_at, s.cutoff_date) < $longest
+         AND {day_diff('e.occurred_at', 's.cutoff_date')} < $longest
     ),
     recent AS (
         SELECT customer_id, cutoff_date, channel, {windowed},
@@ -116,7 +116,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     SELECT customer_id, cutoff_date, {", ".join(per_channel)},
         min(days_since_last) AS days_since_last_interaction,
         sum(events_total) AS interactions_total,
-        (coalesce(sum(recent), 0) + 1.0) / (coalesce(sum(earlier), 0) + 1.0) AS engagement_trend
+        CAST(coalesce(sum(recent), 0) + 1.0 AS DOUBLE) / (coalesce(sum(earlier), 0) + 1.0) AS engagement_trend
     FROM by_channel GROUP BY customer_id, cutoff_date
     """
     return sql, params

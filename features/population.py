@@ -2,8 +2,8 @@
 
 This is the one definition of "active" and "churned", shared by training, evaluation,
 scoring and the KPI report. Windows are half-open and meet at the cutoff: features see
-[.., cutoff), labels see [cutoff, cutoff + horizon). Cutoffs are midnights, so whole-day
-differences (`date_diff('day', ...)`) express the windows exactly."""
+[.., cutoff), labels see [cutoff, cutoff + horizon). Cutoffs are midnights, so calendar-day
+differences (`day_diff`) express the windows exactly."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.feature import KEYS
+from features.stage_sql import day_diff
 from pipeline.config import ChurnConfig
 from pipeline.contract import MONEY
 from pipeline.errors import DataError
@@ -22,11 +23,11 @@ from pipeline.tables import Tables
 # day makes its customer active at a run of consecutive cutoffs (those after it, within the
 # lookback): each customer's distinct runs are found once, then expanded to their cutoffs,
 # instead of joining every purchase to every cutoff.
-ACTIVE_BY_PURCHASE_SQL = """
+ACTIVE_BY_PURCHASE_SQL = f"""
 WITH calendar AS (
     SELECT d.day, min(c.cutoff_date) AS first_cutoff, max(c.cutoff_date) AS last_cutoff
     FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM transactions WHERE amount > 0) AS d
-    JOIN cutoffs AS c ON c.cutoff_date > d.day AND date_diff('day', d.day, c.cutoff_date) <= $lookback
+    JOIN cutoffs AS c ON c.cutoff_date > d.day AND {day_diff('d.day', 'c.cutoff_date')} <= $lookback
     GROUP BY d.day
 ),
 runs AS (
@@ -46,11 +47,11 @@ SELECT DISTINCT b.customer_id, c.cutoff_date FROM cutoffs c JOIN subscriptions b
 
 # Label windows, the mirror image of the lookback: an event day counts for every spine
 # cutoff in the `horizon` days up to it (its own day included), a run of consecutive cutoffs.
-LABEL_CALENDAR_SQL = """
+LABEL_CALENDAR_SQL = f"""
     SELECT d.day, min(c.cutoff_date) AS first_cutoff, max(c.cutoff_date) AS last_cutoff
     FROM (SELECT DISTINCT CAST(purchased_at AS DATE) AS day FROM transactions) AS d
     JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c
-      ON c.cutoff_date <= d.day AND date_diff('day', c.cutoff_date, d.day) < $horizon
+      ON c.cutoff_date <= d.day AND {day_diff('c.cutoff_date', 'd.day')} < $horizon
     GROUP BY d.day
 """
 
@@ -74,7 +75,7 @@ FROM spine AS s LEFT JOIN retained AS r ON r.customer_id = s.customer_id AND r.c
 # Churned (subscription): every subscription running at the cutoff ends within the horizon
 # and no new one starts within the grace gap after the last end (a plan change ends one
 # subscription and starts the next on the same day: no churn).
-SUBSCRIPTION_CHURN_SQL = """
+SUBSCRIPTION_CHURN_SQL = f"""
 WITH running AS (
     SELECT s.customer_id, s.cutoff_date, max(coalesce(b.ended_at, TIMESTAMP '9999-12-31')) AS last_end
     FROM spine s JOIN subscriptions b
@@ -83,11 +84,11 @@ WITH running AS (
     GROUP BY s.customer_id, s.cutoff_date
 )
 SELECT r.customer_id, r.cutoff_date,
-       CASE WHEN date_diff('day', r.cutoff_date, r.last_end) < $horizon
+       CASE WHEN {day_diff('r.cutoff_date', 'r.last_end')} < $horizon
              AND NOT EXISTS (
                  SELECT 1 FROM subscriptions n
                  WHERE n.customer_id = r.customer_id AND n.started_at >= r.cutoff_date
-                   AND date_diff('day', r.last_end, n.started_at) <= $grace)
+                   AND {day_diff('r.last_end', 'n.started_at')} <= $grace)
             THEN 1 ELSE 0 END AS is_churned
 FROM running r
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import run_stage_query
+from features.stage_sql import day_diff, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -28,11 +28,11 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters."""
-    sql = """
+    sql = f"""
     SELECT s.customer_id, s.cutoff_date,
         CAST(c.is_loyalty_member AS INTEGER) AS is_loyalty_member,
         c.acquisition_channel, c.country,
-        CASE WHEN c.signup_at < s.cutoff_date THEN date_diff('day', c.signup_at, s.cutoff_date) END
+        CASE WHEN c.signup_at < s.cutoff_date THEN {day_diff('c.signup_at', 's.cutoff_date')} END
             AS days_since_signup
     FROM spine s JOIN customers c USING (customer_id)
     """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import events_sql, first_cutoff_after_sql, plan_for, run_stage_query
+from features.stage_sql import day_diff, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.contract import MONEY
 from pipeline.tables import Tables
@@ -74,7 +74,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             -sum(amount) FILTER (WHERE NOT is_purchase) AS refunded
         FROM (SELECT e.customer_id, e.is_purchase,
                      CAST(e.amount AS {MONEY}) AS amount, CAST(e.discount_amount AS {MONEY}) AS discount_amount,
-                     date_diff('day', e.purchased_at, c.cutoff_date) AS age_days
+                     {day_diff('e.purchased_at', 'c.cutoff_date')} AS age_days
               FROM ({EVENTS}) AS e CROSS JOIN cutoff AS c) AS h
         GROUP BY customer_id
     ),
@@ -123,11 +123,11 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     ),
     totals AS (
         SELECT s.customer_id, s.cutoff_date,
-            date_diff('day', max(b.last_purchase_at), s.cutoff_date) AS days_since_last_purchase,
-            date_diff('day', min(b.first_purchase_at), s.cutoff_date) AS days_since_first_purchase,
+            {day_diff('max(b.last_purchase_at)', 's.cutoff_date')} AS days_since_last_purchase,
+            {day_diff('min(b.first_purchase_at)', 's.cutoff_date')} AS days_since_first_purchase,
             sum(b.purchases) AS purchases_total,
             sum(b.revenue) AS revenue_total,
-            sum(b.purchased) / nullif(sum(b.purchases), 0) AS average_order_value,
+            CAST(sum(b.purchased) AS DOUBLE) / nullif(sum(b.purchases), 0) AS average_order_value,
             sum(b.discounted) AS discounted,
             sum(b.purchased) AS purchased,
             sum(b.refunds) AS refunds_total,
@@ -140,10 +140,10 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         -- each event meets only the cutoffs whose longest window holds it
         SELECT customer_id, cutoff_date, {windowed}
         FROM (SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS {MONEY}) AS amount, e.is_purchase,
-                     date_diff('day', e.purchased_at, s.cutoff_date) AS age_days
+                     {day_diff('e.purchased_at', 's.cutoff_date')} AS age_days
               FROM spine AS s JOIN ({EVENTS}) AS e
                 ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
-               AND date_diff('day', e.purchased_at, s.cutoff_date) < $longest) AS h
+               AND {day_diff('e.purchased_at', 's.cutoff_date')} < $longest) AS h
         GROUP BY customer_id, cutoff_date
     ),
     gap_buckets AS (
@@ -206,7 +206,7 @@ def purchase_gaps_sql(events: str) -> str:
     (a date, the cheapest sort) gives the same gaps as ordering by the moment."""
     return f"""
         SELECT customer_id, day,
-               date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap_days
+               {day_diff('lag(day) OVER (PARTITION BY customer_id ORDER BY day)', 'day')} AS gap_days
         FROM ({events}) AS e WHERE is_purchase
     """
 
@@ -227,17 +227,20 @@ def first_bought_sql(events: str) -> str:
 
 
 def _ratios(gap_sum: str, gap_count: str, gap_squares: str) -> str:
-    """The features derived from the aggregates, the same in both plans."""
+    """The features derived from the aggregates, the same in both plans. Numerators are cast
+    to DOUBLE: on Spark a quotient of decimals stays a decimal of 6 places, on DuckDB it is a
+    double; every divisor that can be zero is guarded."""
     gaps = gap_count
-    mean = f"{gap_sum} / nullif({gaps}, 0)"
+    mean = f"CAST({gap_sum} AS DOUBLE) / nullif({gaps}, 0)"
     return f"""{mean} AS mean_days_between_purchases,
         -- sample standard deviation from exact integer sums (order-independent)
-        sqrt(({gap_squares} - {gap_sum} * {gap_sum} / {gaps}) / nullif({gaps} - 1, 0)) AS std_days_between_purchases,
-        days_since_last_purchase / nullif({mean}, 0) AS overdue_ratio,
+        sqrt((CAST({gap_squares} AS DOUBLE) - CAST({gap_sum} * {gap_sum} AS DOUBLE) / nullif({gaps}, 0))
+             / nullif({gaps} - 1, 0)) AS std_days_between_purchases,
+        CAST(days_since_last_purchase AS DOUBLE) / nullif({mean}, 0) AS overdue_ratio,
         -- +1 on both sides keeps the ratio defined for customers new to either period.
-        (coalesce(recent_purchases, 0) + 1.0) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
-        discounted / nullif(discounted + purchased, 0) AS discount_revenue_share,
-        coalesce(refunded, 0) / nullif(purchased, 0) AS refund_share"""
+        CAST(coalesce(recent_purchases, 0) + 1.0 AS DOUBLE) / (coalesce(earlier_purchases, 0) + 1.0) AS purchase_trend,
+        CAST(discounted AS DOUBLE) / nullif(discounted + purchased, 0) AS discount_revenue_share,
+        CAST(coalesce(refunded, 0) AS DOUBLE) / nullif(purchased, 0) AS refund_share"""
 
 
 def build_rfm_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:

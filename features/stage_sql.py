@@ -1,5 +1,6 @@
 """What every feature stage's SQL is written with and run by: the event and bucket CTEs, the
-plan choice, and the runner that meets a stage's result with the customer spine.
+date differences that DuckDB and Spark count alike (also used by the labels), the plan
+choice, and the runner that meets a stage's result with the customer spine.
 
 Stages declare their features (features/feature.py) next to their SQL; features/catalog.py
 lists the stages and builds the catalogue from them."""
@@ -15,6 +16,21 @@ from features.feature import FEATURE_SQL_TYPE, KEYS, Feature
 
 if TYPE_CHECKING:  # the runner is handed the tables; it needs no engine code of its own
     from pipeline.tables import Tables
+
+def day_diff(start: str, end: str) -> str:
+    """Calendar days from `start` to `end` (SQL expressions of dates or timestamps): the days
+    between their dates, whatever the time of day. DuckDB's date_diff('day') counts day
+    boundaries crossed, Spark's whole 24-hour days elapsed; on dates the two agree, so both
+    arguments are cast to DATE (tests/features/test_sql_portability.py checks every query)."""
+    return f"date_diff('day', CAST({start} AS DATE), CAST({end} AS DATE))"
+
+
+def month_diff(start: str, end: str) -> str:
+    """Calendar months from `start` to `end`: month boundaries crossed, as DuckDB's
+    date_diff('month') counts them (Jan 31 to Feb 1 is one). Spark's counts whole months
+    elapsed (none there), so the difference is written from year and month."""
+    return f"(12 * (year({end}) - year({start})) + month({end}) - month({start}))"
+
 
 def events_sql(table: str, time: str, columns: str) -> str:
     """The events of the spine's customers that any of its cutoffs can see (strictly before

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import run_stage_query
+from features.stage_sql import month_diff, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -31,7 +31,7 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters."""
-    sql = """
+    sql = f"""
     WITH known AS (
         SELECT s.customer_id, s.cutoff_date, b.plan, b.started_at, b.monthly_fee,
                b.ended_at IS NULL OR b.ended_at >= s.cutoff_date AS is_active,
@@ -43,7 +43,7 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     SELECT customer_id, cutoff_date,
         max(CASE WHEN is_active THEN 1 ELSE 0 END) AS has_active_subscription,
         arg_max(plan, started_at) FILTER (WHERE is_active) AS active_plan,
-        min(date_diff('month', started_at, cutoff_date)) FILTER (WHERE is_active)
+        min({month_diff('started_at', 'cutoff_date')}) FILTER (WHERE is_active)
             AS months_on_current_subscription,
         arg_max(monthly_fee, started_at) FILTER (WHERE is_active) AS monthly_fee,
         count(*) AS subscriptions_total,

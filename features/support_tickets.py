@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import run_stage_query
+from features.stage_sql import day_diff, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -42,13 +42,15 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters."""
     params = {f"w{w}": w for w in cfg.windows} | {"target": cfg.ticket_resolution_target_days}
     windowed = ", ".join(f"count(*) FILTER (WHERE age_days < $w{w}) AS tickets_{w}d" for w in cfg.windows)
+    # both ends cut to whole seconds: DuckDB counts second boundaries, Spark elapsed seconds
+    resolution_seconds = "date_diff('second', date_trunc('second', t.opened_at), date_trunc('second', t.resolved_at))"
     sql = f"""
     WITH history AS (
         SELECT s.customer_id, s.cutoff_date, t.opened_at, t.satisfaction, t.effort_score,
                lower(coalesce(t.category, '')) = 'complaint' AS is_complaint,
-               date_diff('day', t.opened_at, s.cutoff_date) AS age_days,
+               {day_diff('t.opened_at', 's.cutoff_date')} AS age_days,
                t.resolved_at IS NOT NULL AND t.resolved_at < s.cutoff_date AS is_resolved,
-               date_diff('second', t.opened_at, t.resolved_at) AS resolution_seconds,
+               {resolution_seconds} AS resolution_seconds,
                t.resolved_at
         FROM spine s JOIN support_tickets t
           ON t.customer_id = s.customer_id AND t.opened_at < s.cutoff_date
@@ -60,8 +62,8 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
         count(*) FILTER (WHERE is_complaint) AS complaints_total,
         count(*) FILTER (WHERE is_complaint AND NOT is_resolved) AS open_complaints,
         -- averages of whole seconds: exact sums, the same whatever the order of parallel work
-        avg(resolution_seconds) FILTER (WHERE is_resolved) / 86400 AS mean_resolution_days,
-        max(resolution_seconds) FILTER (WHERE is_resolved) / 86400 AS max_resolution_days,
+        CAST(avg(resolution_seconds) FILTER (WHERE is_resolved) AS DOUBLE) / 86400 AS mean_resolution_days,
+        CAST(max(resolution_seconds) FILTER (WHERE is_resolved) AS DOUBLE) / 86400 AS max_resolution_days,
         avg(CASE WHEN resolution_seconds > $target * 86400 THEN 1 ELSE 0 END) FILTER (WHERE is_resolved)
             AS slow_ticket_share,
         arg_max(satisfaction, resolved_at) FILTER (WHERE is_resolved AND satisfaction IS NOT NULL)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import run_stage_query
+from features.stage_sql import day_diff, run_stage_query
 from pipeline.config import FeaturesConfig
 from pipeline.tables import Tables
 
@@ -29,10 +29,10 @@ def catalog(cfg: FeaturesConfig) -> list[Feature]:
 
 def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The stage's SQL (over `spine` and the validated tables) and its parameters."""
-    sql = """
+    sql = f"""
     WITH answers AS (
         SELECT s.customer_id, s.cutoff_date, v.nps_score, v.responded_at,
-               date_diff('day', v.responded_at, s.cutoff_date) AS age_days,
+               {day_diff('v.responded_at', 's.cutoff_date')} AS age_days,
                row_number() OVER (PARTITION BY s.customer_id, s.cutoff_date
                                   ORDER BY v.responded_at DESC, v.nps_score) AS recency_rank
         FROM spine s JOIN surveys v
