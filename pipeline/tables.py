@@ -88,6 +88,15 @@ class Tables:
             self.con.unregister(f"{name}_frame")
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
+    def scalar(self, sql: str, params: dict | None = None):
+        """The one value `sql` returns (the first column of its first row; None for no rows)."""
+        rows = self.con.execute(sql, params or {}).fetchall()  # fetchone would leave the result open
+        return rows[0][0] if rows else None
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of a validated table, in order."""
+        return self.con.sql(f"SELECT * FROM {table} LIMIT 0").columns
+
     def last_event_at(self) -> dt.datetime:
         """The latest event in any table: the end of the observed history."""
         parts = [
@@ -95,8 +104,7 @@ class Tables:
             for t in sorted(self.present)
             if TABLES[t].event_time
         ]
-        sql = f"SELECT max(last_at) FROM ({' UNION ALL '.join(parts)})"
-        return self.con.execute(sql).fetchall()[0][0]
+        return self.scalar(f"SELECT max(last_at) FROM ({' UNION ALL '.join(parts)})")
 
     def fingerprint(self) -> dict[str, dict]:
         """What the run read: per table its file, row counts, time range and content hash."""
@@ -139,6 +147,13 @@ def load_tables(
     `work_dir`, or the system's temporary folder): stored columns are compressed and scanned
     in parallel, so the many feature and label queries that follow stay fast, and DuckDB
     keeps within `memory_limit_gb` by evicting to that file instead of growing."""
+    files = contract_files(data_dir, fmt)
+    return validate_files(files, data_dir, run_started_at, quarantine_dir, memory_limit_gb, work_dir)
+
+
+def contract_files(data_dir: Path, fmt: str = "auto") -> dict[str, Path]:
+    """The contract's table files in data_dir (`find_table_files`); DataError when the folder
+    or a required table is missing. Every engine starts from these."""
     if not data_dir.is_dir():
         raise DataError(
             f"Data directory {data_dir} does not exist. Generate demo data with `make data`, "
@@ -152,7 +167,7 @@ def load_tables(
             f"(expected <table>.csv or <table>.parquet). Only customers and transactions are "
             "required; other tables are optional."
         )
-    return validate_files(files, data_dir, run_started_at, quarantine_dir, memory_limit_gb, work_dir)
+    return files
 
 
 def validate_files(files: dict[str, Path], data_dir: Path, run_started_at: dt.datetime, quarantine_dir: Path | None,

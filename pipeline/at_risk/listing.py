@@ -7,7 +7,9 @@ configured passthrough columns from `customers`.
 
 The files: at_risk.csv and at_risk.xlsx for people and CRM imports, safe to open in a
 spreadsheet (a text cell that a spreadsheet would run as a formula is written as text), and
-at_risk.parquet for machines, with the raw values. Every file has the same bytes on a rerun."""
+at_risk.parquet for machines, with the raw values. Every file has the same bytes on a rerun.
+With `data.engine: spark` the list is also written by Spark as Parquet partitioned by date,
+at_risk_by_date/as_of_date=YYYY-MM-DD/part-*.parquet (pipeline/engines/spark_scoring.py)."""
 
 from __future__ import annotations
 

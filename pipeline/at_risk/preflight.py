@@ -37,7 +37,7 @@ def preflight(tables: Tables, cfg: Config, as_of: dt.date, champions) -> list[st
 
 def newest_event(tables: Tables, table: str) -> dt.date | None:
     column = TABLES[table].event_time
-    newest = tables.con.execute(f"SELECT max({column}) FROM {table}").fetchall()[0][0]
+    newest = tables.scalar(f"SELECT max({column}) FROM {table}")
     return None if newest is None else newest.date()
 
 

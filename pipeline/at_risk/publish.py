@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -63,11 +64,14 @@ def build_manifest(tables: Tables, as_of: dt.date, scored: pd.DataFrame, at_risk
 
 
 def publish_at_risk_list(at_risk: pd.DataFrame, scored: pd.DataFrame, manifest: dict, churn_model,
-                         cfg: ScoringConfig, contacts: pd.DataFrame | None = None) -> Path:
-    """Write the list files, the CRM import files of `scoring.exports` (from `contacts`, see
-    `crm.contacts.fetch_contacts`), summary.html and manifest.json into <output_dir>/<as-of
-    date>, swapped in whole (`atomic_directory`: leftovers of a crashed run are recovered
-    first), then move `latest` to it unless it shows a newer date; return the folder.
+                         cfg: ScoringConfig, contacts: pd.DataFrame | None = None,
+                         write_more: Callable[[pd.DataFrame, Path], dict[str, int]] | None = None) -> Path:
+    """Write the list files, those of `write_more` (the list, the staging folder -> {file
+    relative to it: rows}; on Spark the list by date), the CRM import files of
+    `scoring.exports` (from `contacts`, see `crm.contacts.fetch_contacts`), summary.html and
+    manifest.json into <output_dir>/<as-of date>, swapped in whole (`atomic_directory`:
+    leftovers of a crashed run are recovered first), then move `latest` to it unless it
+    shows a newer date; return the folder.
 
     Runs under the output folder's run lock. `churn score` holds it for the whole run, and
     this joins that hold rather than taking the lock again; a caller that holds none (a
@@ -81,6 +85,7 @@ def publish_at_risk_list(at_risk: pd.DataFrame, scored: pd.DataFrame, manifest: 
         try:
             with atomic_directory(target, guard=lambda _: latest_list_date(latest)) as staging:
                 written = write_at_risk_files(at_risk, staging, cfg)
+                more = write_more(at_risk, staging) if write_more else {}
                 if cfg.exports:
                     manifest["crm_exports"] = write_crm_exports(at_risk, contacts, staging, cfg)
                 reference = drift_reference(churn_model).get("churn_probability")
@@ -89,7 +94,7 @@ def publish_at_risk_list(at_risk: pd.DataFrame, scored: pd.DataFrame, manifest: 
                 manifest["outputs"] = {
                     name: {"rows": rows_written(fmt, at_risk, cfg), "sha256": file_sha256(staging / name)}
                     for fmt, name in written.items()
-                }
+                } | {name: {"rows": rows, "sha256": file_sha256(staging / name)} for name, rows in more.items()}
                 manifest["run_finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         except OSError as exc:

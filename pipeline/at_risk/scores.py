@@ -32,59 +32,97 @@ log = logging.getLogger(__name__)
 def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, clv_model
                     ) -> tuple[pd.DataFrame, dict[str, float]]:
     """One row per customer active at `as_of`, and the population stability index of the
-    score and top features against training."""
+    score and top features against training (on Spark: pipeline/engines/spark_scoring.py)."""
+    features = active_features(tables, cfg, as_of)
+    probability = churn_model.predict(features)
+    clv = clv_model.predict(features)
+    with stage("explain churn risk") as info:
+        explained = explain_customers(features, probability, clv, churn_model, cfg)
+        note_reasons(explained, info)
+    log_contradictions(explained.attrs["reason_contradictions"])
+    return scored_customers(features, explained, cfg), score_drift(features, probability, churn_model)
+
+
+def active_features(tables: Tables, cfg: Config, as_of: dt.date) -> pd.DataFrame:
+    """The model input of every customer active at `as_of` (features/model_input.py)."""
     features = features_at(tables, cfg, as_of)
     if features.empty:
         raise DataError(
             f"No customer is active at {as_of} (no purchase in the {cfg.churn.active_lookback_days} days "
             "before it). Is --as-of within the data's time range?"
         )
-    probability = churn_model.predict(features)
-    clv = clv_model.predict(features)
+    return features
+
+
+def explain_customers(features: pd.DataFrame, probability: np.ndarray, clv: np.ndarray, churn_model, cfg: Config,
+                      population: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the list says of each customer, row by row: churn probability, tier, CLV, value
+    at risk, reasons and recommended action (index: `features`'), with the number of
+    contradicting reasons in attrs["reason_contradictions"]. `population` (default:
+    `features`) is the scored frame the typical customer comes from."""
     tiers = assign_tiers(probability, cfg.scoring.tiers)
-    texts, main, contradictions = explain_risk(features, tiers, churn_model, cfg)
+    texts, main, contradictions = explain_risk(features, tiers, churn_model, cfg, population)
     member = features["is_loyalty_member"] if "is_loyalty_member" in features else None
-    drift = {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
-             for name, values in churn_model.drift_inputs(features, probability).items()}
-    scored = pd.DataFrame({
-        "customer_id": features["customer_id"].astype(str),
+    explained = pd.DataFrame({
         "churn_probability": probability,
         "risk_tier": tiers,
         "predicted_clv": clv,
         "value_at_risk": value_at_risk(probability, clv),
         "top_reasons": texts,
-        "segment": assign_segments(features, cfg.scoring.segments).to_numpy(),
         "recommended_action": recommend_actions(tiers, main, clv, member, cfg.scoring.actions),
-    })
-    scored.attrs["reason_contradictions"] = contradictions
-    return scored, drift
+    }, index=features.index)
+    explained.attrs["reason_contradictions"] = contradictions
+    return explained
 
 
-def explain_risk(features: pd.DataFrame, tiers: np.ndarray, churn_model, cfg: Config
-                 ) -> tuple[np.ndarray, list[str | None], int]:
+def scored_customers(features: pd.DataFrame, explained: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The scored customers: id, `explained` and the segment (quintiles of everyone scored)."""
+    scored = pd.concat([features["customer_id"].astype(str), explained], axis=1)
+    scored.insert(scored.columns.get_loc("recommended_action"), "segment",
+                  assign_segments(features, cfg.scoring.segments).to_numpy())
+    scored.attrs["reason_contradictions"] = explained.attrs["reason_contradictions"]
+    return scored
+
+
+def score_drift(features: pd.DataFrame, probability: np.ndarray, churn_model) -> dict[str, float]:
+    """The population stability index of the score and top features against training."""
+    return {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
+            for name, values in churn_model.drift_inputs(features, probability).items()}
+
+
+def explain_risk(features: pd.DataFrame, tiers: np.ndarray, churn_model, cfg: Config,
+                 population: pd.DataFrame | None = None) -> tuple[np.ndarray, list[str | None], int]:
     """The reason texts of every customer above the lowest tier, the family of each one's
     first reason (None for the lowest tier, or where no risk-raising family has a reason),
     and how many of tonight's reasons contradict their customer's features
-    (models/reason_check.py; the typical customer is taken from everyone scored)."""
-    with stage("explain churn risk") as info:
-        carries_reasons = tiers != LOWEST_TIER
-        texts = np.full(len(features), "", dtype=object)
-        main: list[str | None] = [None] * len(features)
-        contradictions = 0
-        if carries_reasons.any():
-            subset = features[carries_reasons]
-            found, strongest = top_reasons(subset, churn_model.contributions(subset), feature_catalog(cfg.features),
-                                           cfg.scoring.reasons_per_customer, population=features)
-            texts[carries_reasons] = found
-            for position, family in zip(np.flatnonzero(carries_reasons), strongest, strict=True):
-                main[position] = family
-            contradictions = count_contradictions(found, subset, features)
-        info["customers_with_reasons"] = int(carries_reasons.sum())
-        info["reason_contradictions"] = contradictions
+    (models/reason_check.py). The typical customer is taken from `population`, by default
+    everyone in `features`."""
+    population = features if population is None else population
+    carries_reasons = tiers != LOWEST_TIER
+    texts = np.full(len(features), "", dtype=object)
+    main: list[str | None] = [None] * len(features)
+    contradictions = 0
+    if carries_reasons.any():
+        subset = features[carries_reasons]
+        found, strongest = top_reasons(subset, churn_model.contributions(subset), feature_catalog(cfg.features),
+                                       cfg.scoring.reasons_per_customer, population=population)
+        texts[carries_reasons] = found
+        for position, family in zip(np.flatnonzero(carries_reasons), strongest, strict=True):
+            main[position] = family
+        contradictions = count_contradictions(found, subset, population)
+    return texts, main, contradictions
+
+
+def note_reasons(explained: pd.DataFrame, info: dict) -> None:
+    """The stage's counts: customers given reasons, and reasons that contradict."""
+    info["customers_with_reasons"] = int((explained["risk_tier"] != LOWEST_TIER).sum())
+    info["reason_contradictions"] = explained.attrs["reason_contradictions"]
+
+
+def log_contradictions(contradictions: int) -> None:
     if contradictions:
         log.warning("%d of tonight's reasons contradict their customer's features (models/reason_check.py)",
                     contradictions)
-    return texts, main, contradictions
 
 
 def drift_reference(churn_model) -> dict[str, dict]:
@@ -126,7 +164,7 @@ def describe_input(name: str, descriptions: dict[str, str]) -> str:
 
 def customer_columns(tables: Tables) -> set[str]:
     """The columns of the customers table, the contract's and any extra ones."""
-    return set(tables.con.sql("SELECT * FROM customers LIMIT 0").columns)
+    return set(tables.columns("customers"))
 
 
 def check_passthrough_columns(tables: Tables, columns: list[str]) -> None:

@@ -28,6 +28,9 @@ CHAMPION = "champion"
 PAIR_TAG = "churn.champion_pair"  # on the churn registered model: the pair a promotion sets
 # What a logged model needs to run: the project itself provides the model classes.
 PIP_REQUIREMENTS = ["churn-pipeline", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow"]
+# Scoring on Spark runs the models in this process's environment on purpose (the workers run
+# its Python): MLflow's advice to rebuild the training environment with conda does not apply.
+logging.getLogger("mlflow.pyfunc").addFilter(lambda r: 'env_manager="local"' not in r.getMessage())
 
 
 
@@ -68,6 +71,19 @@ class Champion:
         """From the columns the model was logged with (more would only draw MLflow's warning)."""
         schema = self.model.metadata.get_input_schema()
         return np.asarray(self.model.predict(rows[schema.input_names()] if schema else rows))
+
+    @property
+    def input_names(self) -> list[str]:
+        """The columns the model was logged with, in the order its Spark UDF takes them."""
+        return self.model.metadata.get_input_schema().input_names()
+
+    @guarded()
+    def spark_udf(self, spark):
+        """This registered version as a Spark UDF of `input_names` (in that order), one double
+        per row, run in this process's Python environment (the Spark workers run the same
+        one: pipeline/engines/session.py)."""
+        return mlflow.pyfunc.spark_udf(spark, f"models:/{self.name}/{self.version}", result_type="double",
+                                       env_manager="local")
 
 
 @guarded()
