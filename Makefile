@@ -56,7 +56,7 @@ ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup browser postgres ## Run the test suite
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -q -n 2
 
 # The KPI report's and summary.html's rendering tests open them in headless Chromium, and the
 # at-risk list's spreadsheet tests open the CSV and the workbook in headless LibreOffice Calc

@@ -82,15 +82,6 @@ def write_world(folder: Path, tables: dict[str, pd.DataFrame]) -> Path:
     return folder
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The Spark tests run in one worker (`make test` distributes by group): a process has one
-    Spark session, and two starting at once on a small machine slow each other down."""
-    for item in items:
-        if item.get_closest_marker("spark"):
-            item.add_marker(pytest.mark.xdist_group("spark"))
-
-
 @pytest.fixture
 def tiny_dir(tmp_path: Path) -> Path:
     return write_world(tmp_path / "data", tiny_world())

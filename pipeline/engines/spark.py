@@ -365,12 +365,30 @@ def _is_spark_error(exc: BaseException) -> bool:
 
 
 def _unreadable(exc: BaseException, table: Table, path: Path) -> DataError:
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return DataError(f"Table {table.name}: cannot read {path}: {first_line}. The file is damaged or truncated "
-                     "(a Parquet file is checked page by page only as it is read); export it again.")
+    """A read that failed part-way through one file (Spark reads when a check first needs
+    the rows): the file named, with what the reader said."""
+    if path.suffix == ".parquet":
+        hint = ("The file is damaged or truncated (a Parquet file is checked page by page only as it is read); "
+                "export it again.")
+    else:
+        hint = CSV_HINT
+    return DataError(f"Table {table.name}: cannot read {path}: {_spark_message(exc)}. {hint}")
+
+
+def _spark_message(exc: BaseException) -> str:
+    """The first line of what went wrong, from the innermost Java exception where there is
+    one ('An error occurred while calling o123.collectToPython' says nothing)."""
+    cause = getattr(exc, "java_exception", None)
+    text = str(exc)
+    while cause is not None:
+        text = cause.toString()
+        cause = cause.getCause()
+    return (text.strip().splitlines() or [""])[0]
 
 
 # --- reading -----------------------------------------------------------------------------
+
+CSV_HINT = "Check that it is a valid CSV (comma or semicolon separated, with a header row) or Parquet file."
 
 
 def _open_raw(session, table: Table, path: Path) -> dict[str, str]:
@@ -437,8 +455,7 @@ def _read_csv(session, table: Table, path: Path):
             header = next(csv.reader(handle, delimiter=delimiter or ","), [])
     except (duckdb.Error, UnicodeDecodeError, csv.Error) as exc:
         first_line = str(exc).strip().splitlines()[0]
-        hint = ("Save it as UTF-8." if "unicode" in first_line.lower() or "utf-8" in first_line.lower()
-                else "Check that it is a valid CSV (comma or semicolon separated, with a header row) or Parquet file.")
+        hint = "Save it as UTF-8." if "unicode" in str(exc).lower() or "utf-8" in str(exc).lower() else CSV_HINT
         raise DataError(f"Table {table.name}: cannot read {path}: {first_line}. {hint}") from exc
     names = [name.strip() for name in header]
     text_cells = StructType([StructField(name, StringType()) for name in names])  # no pass to infer them
