@@ -117,6 +117,12 @@ def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) ->
     with stage("active customers") as info:
         spine = build_active_spine(tables, cutoffs, cfg.churn)
         info["rows"], info["cutoffs"] = len(spine), len(cutoffs)
+        if cfg.training.max_customers is not None:
+            customers = spine["customer_id"].nunique()
+            spine = sample_customers(spine, cfg.training.max_customers, cfg.model.seed)
+            if len(spine) < info["rows"]:
+                info["sampled"] = f"{cfg.training.max_customers:,} of {customers:,} customers (training.max_customers)"
+                info["rows"] = len(spine)
     if spine.empty:
         raise DataError(f"No active customers at any training cutoff {cutoffs}: is the data too short?")
     frame = build_features(tables, spine, cfg.features)  # logs each stage
@@ -124,6 +130,19 @@ def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) ->
         frame["is_churned"] = build_churn_labels(tables, frame, cfg.churn).to_numpy()
         frame["future_revenue"] = build_clv_labels(tables, frame, cfg.clv.horizon_days).to_numpy()
     return frame
+
+
+def sample_customers(spine: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """The spine's rows of at most `limit` customers, every cutoff of each: those with the
+    smallest hash of (seed, customer_id). The hash is pandas' stable SipHash, so the same
+    customers are drawn on any machine, engine or run, and a customer in the sample of a
+    smaller limit is in the sample of every larger one."""
+    customers = pd.Series(spine["customer_id"].unique())
+    if len(customers) <= limit:
+        return spine
+    keys = pd.util.hash_pandas_object(customers.astype(str), index=False, hash_key=f"{seed:016d}"[-16:])
+    drawn = customers[keys.argsort(kind="stable")[:limit].to_numpy()]
+    return spine[spine["customer_id"].isin(drawn)].reset_index(drop=True)
 
 
 def features_at(tables: Tables, cfg: Config, as_of: dt.date) -> pd.DataFrame:

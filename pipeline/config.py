@@ -137,6 +137,10 @@ class TrainingConfig(Section):
     # A simpler candidate ships unless a more complex one beats it by more than the
     # backtest's noise (the standard error of their per-origin differences) or this much.
     selection_tolerance: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    # Learn from at most this many customers (all their cutoffs), drawn by a stable hash of
+    # customer_id and model.seed, so that the stack fits the trainer's one machine (LightGBM
+    # is single-node, with Spark too: README, "Beyond one machine"). None: every customer.
+    max_customers: Annotated[int, Field(ge=1000)] | None = None
 
 
 class ModelConfig(Section):

@@ -78,6 +78,7 @@ def run_params(cfg: Config, trained: TrainedModels) -> dict[str, object]:
         "active_lookback_days": cfg.churn.active_lookback_days, "training_cutoffs": cfg.training.cutoffs,
         "spacing_days": cfg.training.spacing_days, "backtest_origins": cfg.training.backtest_origins,
         "selection_tolerance": cfg.training.selection_tolerance,
+        "training_max_customers": cfg.training.max_customers or "all",
     }
     for kind in KINDS:
         evaluation, plan = getattr(trained, kind), trained.plans[kind]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
-from features.model_input import plan_cutoffs
+from features.model_input import build_training_frame, plan_cutoffs, sample_customers
 from features.population import label_window_complete, latest_complete_cutoff
-from pipeline.config import TrainingConfig
+from pipeline.config import Config, TrainingConfig
 from pipeline.errors import ConfigError
+from pipeline.tables import load_tables
+from tests.conftest import RUN_AT
 
 D = dt.date
 
@@ -78,3 +81,34 @@ def test_both_horizons_share_one_grid_of_cutoffs():
 def test_a_configured_validation_cutoff_whose_window_is_not_over_is_refused():
     with pytest.raises(ConfigError, match="too late"):
         plan_cutoffs(D(2025, 12, 31), TrainingConfig(validation_cutoff=D(2025, 11, 1)), 90)
+
+
+def spine_of(customers: int, cutoffs: int) -> pd.DataFrame:
+    ids = [f"c{i}" for i in range(customers)]
+    dates = pd.date_range("2025-01-01", periods=cutoffs, freq="MS")
+    return pd.DataFrame({"customer_id": ids * cutoffs, "cutoff_date": dates.repeat(customers)})
+
+
+def test_a_training_sample_keeps_every_cutoff_of_the_customers_it_draws():
+    spine = spine_of(5_000, 3)
+    sample = sample_customers(spine, 1_200, seed=42)
+    assert sample["customer_id"].nunique() == 1_200
+    assert (sample.groupby("customer_id").size() == 3).all()  # a customer is in or out, at every cutoff
+    again = sample_customers(spine.sample(frac=1, random_state=0), 1_200, seed=42)
+    assert set(again["customer_id"]) == set(sample["customer_id"])  # by hash, not by row order
+    assert set(sample["customer_id"]) <= set(sample_customers(spine, 2_500, seed=42)["customer_id"])
+    assert set(sample_customers(spine, 1_200, seed=7)["customer_id"]) != set(sample["customer_id"])
+    assert sample_customers(spine, 5_000, seed=42) is spine
+
+
+def test_training_max_customers_trains_on_the_same_rows_of_fewer_customers(demo_run):
+    """The sample changes who is in the frame, never a kept customer's features or labels."""
+    tables = load_tables(demo_run / "data", RUN_AT, None)
+    cutoffs = [dt.date(2025, 7, 1), dt.date(2025, 10, 1)]
+    whole = build_training_frame(tables, Config(), cutoffs)
+    cfg = Config.model_validate({"training": {"max_customers": 1000}})
+    sample = build_training_frame(tables, cfg, cutoffs)
+    tables.close()
+    assert whole["customer_id"].nunique() > 1500 and sample["customer_id"].nunique() == 1000
+    kept = whole[whole["customer_id"].isin(sample["customer_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sample, kept)
