@@ -55,8 +55,10 @@ ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
 	@echo "MLflow UI: http://127.0.0.1:5000/#/?workflowType=machine_learning (its model-training view; Ctrl-C stops it)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+# Whole test files per worker (--dist loadfile): a module's fixtures (a world validated on
+# Spark, a trained demo) are then built once, not once per worker that runs one of its tests.
 test: setup browser postgres ## Run the test suite
-	$(VENV)/bin/python -m pytest -q -n 2
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # The KPI report's and summary.html's rendering tests open them in headless Chromium, and the
 # at-risk list's spreadsheet tests open the CSV and the workbook in headless LibreOffice Calc
