@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -133,8 +134,14 @@ def run_child(step: str, world: Path, args: argparse.Namespace) -> dict:
     cutoff = latest_complete_cutoff(tables.last_event_at().date(), cfg.churn.horizon_days)
     began = time.perf_counter()
     if step.endswith("_score"):
+        from bench_scoring import StageTimes
+
+        times = StageTimes()
+        logging.getLogger().addHandler(times)
+        logging.getLogger().setLevel(logging.INFO)
         as_of = tables.last_event_at().date() + dt.timedelta(days=1)
         manifest = run_scoring(tables, cfg, as_of)
+        result["stages"] = times.seconds
         result["seconds"] = time.perf_counter() - began
         listing = pd.read_parquet(cfg.scoring.output_dir / as_of.isoformat() / "at_risk.parquet")
         result["rows"], result["columns"] = manifest["customers_scored"], listing.shape[1]
