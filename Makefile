@@ -98,9 +98,13 @@ lint: setup ## Check style with ruff
 
 BENCH_DIR ?= /tmp/churn-bench
 
-bench: setup ## Scale benchmarks, not part of the tests (1M customers, a 1M-order Shopify import; about 35 minutes, and over 2 hours with training)
+bench: setup ## Scale benchmarks, not part of the tests (1M customers, Spark beside DuckDB, a 1M-order import; many hours on 2 cores)
 	$(VENV)/bin/python tests/benchmarks/bench_generate.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)
 	$(VENV)/bin/python tests/benchmarks/bench_features.py --customers 1000000 --out $(BENCH_DIR)/features --keep
-	$(VENV)/bin/python tests/benchmarks/bench_scoring.py --customers 1000000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_scoring.py --customers 1000000 --out $(BENCH_DIR)/features --keep
+	$(VENV)/bin/python tests/benchmarks/bench_growth.py --customers 100000 --customers 300000 --customers 1000000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_spark.py --customers 100000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_spark.py --customers 1000000 --out $(BENCH_DIR)/features --steps duckdb_one,spark_one,duckdb_score,spark_score
+	$(VENV)/bin/python tests/benchmarks/spark_online_retail.py --out $(BENCH_DIR)/online_retail_spark/$$(date +%Y%m%d-%H%M%S)
 	$(VENV)/bin/python tests/benchmarks/bench_training.py --customers 100000 --customers 1000000 --out $(BENCH_DIR)/features
 	$(VENV)/bin/python tests/benchmarks/bench_import.py --orders 1000000 --out $(BENCH_DIR)/import
