@@ -141,7 +141,8 @@ class _Context:
     targets: list[np.ndarray]
 
     def predict(self, scorer, rows: pd.DataFrame) -> np.ndarray:
-        return scorer.link(rows) if self.kind == cands.CHURN else scorer.value(rows)
+        inputs = scorer.prepare(rows)
+        return scorer.link(inputs) if self.kind == cands.CHURN else scorer.value(inputs)
 
 
 def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndarray]) -> list[np.ndarray]:
