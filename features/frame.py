@@ -2,8 +2,9 @@
 
 Stages run in catalogue order (features/catalog.py); a stage whose table is absent is
 skipped and says so. Large spines are built in batches of whole customers
-(`features.batch_rows`), each written into one preallocated column per feature, so that
-neither the engine nor Python holds more than one batch of intermediate results."""
+(`features.batch_rows`; their progress is logged), each written into one preallocated
+column per feature, so that neither the engine nor Python holds more than one batch of
+intermediate results."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pandas as pd
 from features.catalog import STAGES
 from features.feature import FEATURE_DTYPE, KEYS
 from pipeline.config import FeaturesConfig
+from pipeline.logs import progress
 from pipeline.tables import Tables
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
-    for number, (start, stop) in enumerate(batches, 1):
+    for start, stop in progress(batches, len(batches), "features", "batches", rows=lambda batch: batch[1] - batch[0]):
         rows = frame.iloc[start:stop]
         for stage in stages:
             started = time.perf_counter()
@@ -50,8 +52,6 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
                 else:
                     text[name].append(part[name].astype("str"))
             seconds[stage.name] += time.perf_counter() - started
-        if len(batches) > 1:
-            log.info("batch %d/%d: %s spine rows", number, len(batches), f"{stop - start:,}")
     for stage in stages:
         log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, len(stage.catalog(cfg)),
                  f"{len(frame):,}", seconds[stage.name])

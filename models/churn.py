@@ -1,7 +1,8 @@
 """The churn model that ships: whichever candidate won the backtest (models/forward/), its
 calibration fitted on out-of-time predictions, and the lifetime model whose outputs it
 reads, as one object: `predict` gives the probability of churning within the horizon and
-`contributions` the per-feature pushes behind it that the reasons are written from."""
+`contributions` the per-feature pushes behind it that the reasons are written from. Each
+reads plain features, or the input `prepare` made of them once (models/prepared.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from models.drift import distribution_reference
 from models.forward.calibration import PlattCalibrator
 from models.forward.scorers import BoosterScorer
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
+from models.prepared import PreparedInput, prepare_input, prepared
 from models.schema import FeatureSchema
 
 # PlattCalibrator is named here too: champions pickled before the candidates competed refer
@@ -41,33 +43,35 @@ class ChurnModel:
             state.pop("_path_attribution", None)
         self.__dict__.update(state)
 
-    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The candidate's input: the features plus the lifetime model's outputs."""
-        return self.lifetime.enrich(frame)
+    def prepare(self, frame: pd.DataFrame) -> PreparedInput:
+        """`frame` (what a caller sends) as this model reads it, for any number of the
+        methods below: the lifetime model's outputs added, the scorer's columns typed."""
+        return prepare_input(self, frame)
 
     def example_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A few rows of what a caller sends: the features, without the derived lifetime ones."""
         return self.schema.example_input(frame, derived=tuple(LIFETIME_FEATURES))
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: pd.DataFrame | PreparedInput) -> np.ndarray:
         """Calibrated probability of churning within the horizon, one per row."""
-        return self.calibrator.predict(self.scorer.link(self.inputs(frame)))
+        return self.calibrator.predict(self.scorer.link(prepared(self, features).scorer_input))
 
-    def drift_inputs(self, frame: pd.DataFrame, probability: np.ndarray) -> dict[str, np.ndarray]:
+    def drift_inputs(self, features: pd.DataFrame | PreparedInput, probability: np.ndarray) -> dict[str, np.ndarray]:
         """The values whose distribution is compared with `reference`."""
-        inputs = self.inputs(frame)
-        return {name: probability if name == "churn_probability" else inputs[name].to_numpy(dtype=float)
-                for name in getattr(self, "reference", {})}
+        reference = getattr(self, "reference", {})
+        inputs = prepared(self, features) if set(reference) - {"churn_probability"} else None
+        return {name: probability if name == "churn_probability" else inputs.column(name).to_numpy(dtype=float)
+                for name in reference}
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, features: pd.DataFrame | PreparedInput) -> pd.DataFrame:
         """Per-row, per-feature contributions to the churn log-odds (fast enough for every
         customer), scaled by the calibration so they add up to the calibrated log-odds."""
-        return self.scorer.contributions(self.inputs(frame)) * self.calibrator.slope
+        return self.scorer.contributions(prepared(self, features).scorer_input) * self.calibrator.slope
 
-    def shap_values(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def shap_values(self, features: pd.DataFrame | PreparedInput) -> pd.DataFrame:
         """Exact SHAP values (for a booster about 1 ms a row): for samples, plots and checking
         `contributions`."""
-        return self.scorer.exact_contributions(self.inputs(frame)) * self.calibrator.slope
+        return self.scorer.exact_contributions(prepared(self, features).scorer_input) * self.calibrator.slope
 
     def importance(self) -> pd.Series:
         return self.scorer.importance()
@@ -81,8 +85,8 @@ def input_schema(frame: pd.DataFrame, features: list[str]) -> FeatureSchema:
 def drift_reference(model: ChurnModel, frame: pd.DataFrame, top_features: int = 5) -> dict[str, dict]:
     """Distributions of the churn probability and of the numeric inputs the model leans on
     most, on the freshest training rows."""
-    inputs = model.inputs(frame)
+    inputs = model.prepare(frame)
     numeric = [n for n in model.importance().sort_values(ascending=False).index
-               if n in inputs and pd.api.types.is_numeric_dtype(inputs[n])][:top_features]
-    reference = {"churn_probability": distribution_reference(model.predict(frame))}
-    return reference | {name: distribution_reference(inputs[name].to_numpy(dtype=float)) for name in numeric}
+               if inputs.has(n) and pd.api.types.is_numeric_dtype(inputs.column(n))][:top_features]
+    reference = {"churn_probability": distribution_reference(model.predict(inputs))}
+    return reference | {name: distribution_reference(inputs.column(name).to_numpy(dtype=float)) for name in numeric}

@@ -1,6 +1,7 @@
 """The CLV model that ships: net revenue a customer will bring over the CLV horizon, from
 whichever candidate won the backtest (models/forward/), scaled so that its total matched
-what out-of-time customers really spent."""
+what out-of-time customers really spent. `predict` reads plain features, or the input
+`prepare` made of them (models/prepared.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from models.forward.calibration import RevenueScale
 from models.forward.scorers import BoosterScorer
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
+from models.prepared import PreparedInput, prepare_input, prepared
 from models.schema import FeatureSchema
 
 
@@ -36,9 +38,14 @@ class ClvModel:
         """A few rows of what a caller sends: the features, without the derived lifetime ones."""
         return self.schema.example_input(frame, derived=tuple(LIFETIME_FEATURES))
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def prepare(self, frame: pd.DataFrame) -> PreparedInput:
+        """`frame` (what a caller sends) as this model reads it: the lifetime model's outputs
+        added, the scorer's columns typed."""
+        return prepare_input(self, frame)
+
+    def predict(self, features: pd.DataFrame | PreparedInput) -> np.ndarray:
         """Predicted net revenue over the horizon (never negative), one per row."""
-        return np.clip(self.calibrator.predict(self.scorer.value(self.lifetime.enrich(frame))), 0.0, None)
+        return np.clip(self.calibrator.predict(self.scorer.value(prepared(self, features).scorer_input)), 0.0, None)
 
     def importance(self) -> pd.Series:
         return self.scorer.importance()

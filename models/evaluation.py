@@ -22,7 +22,7 @@ from models import plots
 from models.baselines import overdue_rule_score
 from models.churn import ChurnModel, drift_reference, input_schema
 from models.clv import ClvModel
-from models.forward.backtest import Backtest, Fold, backtest, refit
+from models.forward.backtest import Backtest, Fold, Progress, backtest, quietly, refit
 from models.lifetime import LIFETIME_FEATURES, LifetimeModel
 from models.metrics import churn_metrics, clv_metrics, decile_table
 from models.practice_formula import DAYS_PER_YEAR, expected_lifespan_years, practice_clv
@@ -86,8 +86,9 @@ Oracle = Callable[[pd.Series, dt.date], np.ndarray]  # customer ids, cutoff -> t
 
 def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: list[str], choice: Choice,
                    horizons: Horizons, catalog: list[Feature], oracle: Oracle | None = None,
-                   reasons_per_customer: int | None = None) -> Evaluation:
-    """The churn candidates on the backtest, and the winner refit on `production`.
+                   reasons_per_customer: int | None = None, progress: Progress = quietly) -> Evaluation:
+    """The churn candidates on the backtest (LightGBM's fits reported through `progress`),
+    and the winner refit on `production`.
 
     `reason_contradictions` counts the reasons that contradict their customer's features
     (models/reason_check.py), written as scoring writes them, for every customer of the
@@ -95,7 +96,7 @@ def evaluate_churn(folds: list[FoldRows], production: pd.DataFrame, features: li
     enriched = enrich_folds(folds, horizons)
     del folds  # the enriched copies hold the same rows: at a million customers, twice the memory otherwise
     result = backtest("churn", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
-                      choice.tuned, choice.explicit)
+                      choice.tuned, choice.explicit, progress)
     lifetime = fit_lifetime_model(production, horizons)
     rows = lifetime.enrich(production)
     scorer, calibrator = refit("churn", result, rows, [*features, *LIFETIME_FEATURES], choice.seed)
@@ -155,12 +156,13 @@ def reason_contradictions(model: ChurnModel, rows: pd.DataFrame, catalog: list[F
 
 
 def evaluate_clv(folds: list[FoldRows], production: pd.DataFrame, features: list[str], choice: Choice,
-                 horizons: Horizons) -> Evaluation:
-    """The CLV candidates on the backtest, beside the practice formula, and the winner refit."""
+                 horizons: Horizons, progress: Progress = quietly) -> Evaluation:
+    """The CLV candidates on the backtest (LightGBM's fits reported through `progress`),
+    beside the practice formula, and the winner refit."""
     enriched = enrich_folds(folds, horizons)
     del folds  # as for churn
     result = backtest("clv", enriched, [*features, *LIFETIME_FEATURES], choice.seed, choice.tolerance,
-                      choice.tuned, choice.explicit)
+                      choice.tuned, choice.explicit, progress)
     lifetime = fit_lifetime_model(production, horizons)
     scorer, calibrator = refit("clv", result, lifetime.enrich(production), [*features, *LIFETIME_FEATURES],
                                choice.seed)

@@ -78,4 +78,10 @@ class LifetimeModel:
 
     def enrich(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` with the lifetime features added (a new frame; the input is not changed)."""
-        return pd.concat([frame.drop(columns=list(LIFETIME_FEATURES), errors="ignore"), self.features(frame)], axis=1)
+        return with_lifetime(frame, self.features(frame))
+
+
+def with_lifetime(frame: pd.DataFrame, lifetime: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the lifetime features `lifetime` (LifetimeModel.features of it) in place
+    of any it had (a new frame)."""
+    return pd.concat([frame.drop(columns=list(LIFETIME_FEATURES), errors="ignore"), lifetime], axis=1)

@@ -1,7 +1,8 @@
 """Logging with timestamps, and a `stage` context manager that logs each step's duration.
 
 Nightly job logs must stay readable, so there are no progress bars in log files: long
-loops call `progress(...)`, which draws a bar only when stderr is a terminal.
+loops call `progress(...)`, which draws a bar only when stderr is a terminal and otherwise
+logs, at every tenth of the way, how much is done, how fast and how long the rest will take.
 
 Credentials never reach a log: every record passes a filter that masks the user and password
 of any `scheme://user:pass@host` (`scheme://***@host`), in its message, arguments and
@@ -15,7 +16,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -97,18 +98,47 @@ def stage(name: str) -> Iterator[dict]:
     log.info("%s done in %.1fs%s", name, took, f" ({details})" if details else "")
 
 
-def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
-    """Yield items; draw a progress bar on a terminal, otherwise log a line at every tenth
-    of the way (a nightly log stays short)."""
+def progress(items: Iterable[T], total: int, label: str, unit: str = "items",
+             rows: Callable[[T], int] | None = None, clock: Callable[[], float] = time.perf_counter) -> Iterator[T]:
+    """Yield `total` items of a long step, and say how far it got after each is done: on a
+    terminal a bar, otherwise a log line at every tenth of the way (a nightly log stays
+    short), e.g. `features: 3/10 batches done, 45,000 rows/s, about 2m05s left`. `rows`
+    (an item's rows; default: the items themselves are counted) makes the rate rows per
+    second; the time left supposes the items to come take as long as those done. A step of
+    one item says nothing: its start and end are the surrounding stage's."""
+    if total <= 1:
+        yield from items
+        return
     interactive = sys.stderr.isatty()
     every = max(1, total // 10)
+    started, counted = clock(), 0
     for done, item in enumerate(items, start=1):
         yield item
+        counted += rows(item) if rows else 1
+        status = progress_status(done, total, unit, counted, "rows" if rows else unit, clock() - started)
         if interactive:
-            filled = int(30 * done / max(total, 1))
-            sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+            filled = int(30 * done / total)
+            sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {status}\x1b[K")
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
         elif done % every == 0 or done == total:
-            log.info("%s %d/%d", label, done, total)
+            log.info("%s: %s", label, status)
+
+
+def progress_status(done: int, total: int, unit: str, counted: int, counted_unit: str, seconds: float) -> str:
+    """`done/total unit done, rate counted_unit/s, about T left` (at the end: `took T`)."""
+    rate = counted / seconds if seconds > 0 else float("inf")
+    shown = "-" if rate == float("inf") else f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+    when = f"took {duration(seconds)}" if done >= total else f"about {duration(seconds * (total - done) / done)} left"
+    return f"{done:,}/{total:,} {unit} done, {shown} {counted_unit}/s, {when}"
+
+
+def duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: a time to wait, as a log line says it."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

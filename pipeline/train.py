@@ -24,7 +24,7 @@ from models.evaluation import Choice, Horizons, Oracle, evaluate_churn, evaluate
 from pipeline import tracking
 from pipeline.config import Config, model_params
 from pipeline.demo import is_demo_world
-from pipeline.logs import stage
+from pipeline.logs import progress, stage
 from pipeline.tables import Tables
 
 
@@ -45,11 +45,12 @@ def run_training(tables: Tables, cfg: Config, promote: Literal["auto", "force", 
     with stage("backtest churn candidates and refit the winner") as info:
         # each model's folds are built for it and let go after: every fold is a copy of its rows
         churn = evaluate_churn(fold_rows(frame, plans["churn"]), production["churn"], features, choice["churn"],
-                               horizons, catalog, demo_world_oracle(cfg), cfg.scoring.reasons_per_customer)
+                               horizons, catalog, demo_world_oracle(cfg), cfg.scoring.reasons_per_customer, progress)
         info |= {"origins": len(churn.backtest.origins), "chosen": churn.backtest.chosen,
                  "roc_auc": round(churn.metrics["roc_auc"], 4)}
     with stage("backtest clv candidates and refit the winner") as info:
-        clv = evaluate_clv(fold_rows(frame, plans["clv"]), production["clv"], features, choice["clv"], horizons)
+        clv = evaluate_clv(fold_rows(frame, plans["clv"]), production["clv"], features, choice["clv"], horizons,
+                           progress)
         info |= {"origins": len(clv.backtest.origins), "chosen": clv.backtest.chosen,
                  "spearman": round(clv.metrics["spearman"], 4)}
     trained = tracking.TrainedModels(

@@ -5,11 +5,16 @@ by the origin), scores the origin's customers and is compared with what they the
 Settings (LightGBM's complexity and rounds, the logistic regression's strength) are chosen
 on the mean over origins; a candidate's per-origin figures use a calibration fitted on the
 other origins only (cross-fitted by origin), so no figure has seen its own answers. The
-simplest candidate within the backtest's noise of the best one ships."""
+simplest candidate within the backtest's noise of the best one ships.
+
+LightGBM's fits are most of a training run's time; the backtest reports them through the
+`progress` it is given (pipeline/logs.progress in a training run; models/ log nothing of
+their own)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +31,13 @@ from models.metrics import churn_metrics, clv_metrics
 PRIMARY = {cands.CHURN: "roc_auc", cands.CLV: "spearman"}
 METRICS = {cands.CHURN: churn_metrics, cands.CLV: clv_metrics}
 LABEL = {cands.CHURN: "is_churned", cands.CLV: "future_revenue"}
+# progress(items, total, label, unit, rows=...): yields the items, saying how far a loop got
+Progress = Callable[..., Iterator]
+
+
+def quietly(items: Iterable, total: int, label: str, unit: str = "items", rows=None) -> Iterator:
+    """A `Progress` that says nothing."""
+    return iter(items)
 
 
 @dataclass
@@ -75,8 +87,9 @@ class Backtest:
 
 
 def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, tolerance: float,
-             tuned: dict | None = None, explicit: dict | None = None) -> Backtest:
-    """Every candidate of `kind` on every fold, and the one that ships."""
+             tuned: dict | None = None, explicit: dict | None = None, progress: Progress = quietly) -> Backtest:
+    """Every candidate of `kind` on every fold, and the one that ships (LightGBM's fits
+    reported through `progress`)."""
     if len(folds) < 2:
         raise ModelDataError(f"The {kind} backtest needs at least two origins with active customers before and at "
                              f"them; the data allows {len(folds)}. Use a longer history, or fewer or closer "
@@ -84,7 +97,7 @@ def backtest(kind: str, folds: list[Fold], features: list[str], seed: int, toler
     targets = [f.origin[LABEL[kind]].to_numpy(dtype=float) for f in folds]
     for fold, target in zip(folds, targets, strict=True):
         check_origin(kind, fold.origin_date, target)
-    context = _Context(kind, folds, tolerance, targets)
+    context = _Context(kind, folds, tolerance, targets, progress)
     results = {}
     for candidate in (cands.CHURN_CANDIDATES if kind == cands.CHURN else cands.CLV_CANDIDATES):
         if candidate.name == "blend":
@@ -139,9 +152,11 @@ class _Context:
     folds: list[Fold]
     tolerance: float
     targets: list[np.ndarray]
+    progress: Progress = quietly
 
     def predict(self, scorer, rows: pd.DataFrame) -> np.ndarray:
-        return scorer.link(rows) if self.kind == cands.CHURN else scorer.value(rows)
+        inputs = scorer.prepare(rows)
+        return scorer.link(inputs) if self.kind == cands.CHURN else scorer.value(inputs)
 
 
 def cross_fitted(kind: str, predictions: list[np.ndarray], targets: list[np.ndarray]) -> list[np.ndarray]:
@@ -175,14 +190,18 @@ def _lightgbm(context: _Context, candidate: cands.Candidate, features: list[str]
     """Each point of the complexity grid on every fold; its rounds are the best on average."""
     kind, folds = context.kind, context.folds
     label, (_, higher) = LABEL[kind], cands.EVAL_METRIC[kind]
+    grid = cands.lightgbm_grid(int(np.mean([len(f.training) for f in folds])), tuned, explicit)
+    fits = [(setting, fold) for setting in grid for fold in folds]
+    fitted: dict[str, list] = {setting: [] for setting in grid}
+    for setting, fold in context.progress(fits, len(fits), f"{kind} backtest, LightGBM", "fits",
+                                          rows=lambda fit: len(fit[1].training)):
+        fitted[setting].append(cands.fit_booster(kind, grid[setting], seed, fold.training, fold.training[label],
+                                                 features, eval_frame=fold.origin, eval_target=fold.origin[label]))
     tried = {}
-    for setting, params in cands.lightgbm_grid(int(np.mean([len(f.training) for f in folds])), tuned,
-                                               explicit).items():
-        fitted = [cands.fit_booster(kind, params, seed, f.training, f.training[label], features,
-                                    eval_frame=f.origin, eval_target=f.origin[label]) for f in folds]
-        rounds = cands.best_rounds([curve for _, curve in fitted], higher)
+    for setting, params in grid.items():
+        rounds = cands.best_rounds([curve for _, curve in fitted[setting]], higher)
         tried[setting] = (params | {"n_estimators": rounds},
-                          at_common_rounds(kind, params, seed, folds, fitted, rounds, features))
+                          at_common_rounds(kind, params, seed, folds, fitted[setting], rounds, features))
     return _best_setting(context, candidate, tried)
 
 

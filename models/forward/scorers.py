@@ -3,8 +3,11 @@ scale (`link`) with per-feature contributions to it, or a CLV value.
 
 Every scorer reads a frame already enriched with the lifetime model's outputs, so that one
 calibrator (models/churn.py, models/clv.py) and one reason writer (models/reasons.py) work
-for whichever candidate ships. Contributions add up, per row, to the link minus a constant:
-exact for the linear and lifetime scorers, path attributions for the booster."""
+for whichever candidate ships. A scorer's `prepare` turns such a frame into the scorer's own
+input (its columns, in its order and types); `link`, `value` and the contributions read that
+input, so that rows scored and explained are prepared once. Contributions add up, per row,
+to the link minus a constant: exact for the linear and lifetime scorers, path attributions
+for the booster."""
 
 from __future__ import annotations
 
@@ -39,27 +42,34 @@ class BoosterScorer:
     booster: lgb.LGBMModel
     rounds: int
 
-    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The booster's columns, in its order and types (models/schema.py)."""
         return self.schema.prepare(frame)
 
-    def link(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self.inputs(frame), raw_score=True, num_iteration=self.rounds,
+    def link(self, inputs: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self._checked(inputs), raw_score=True, num_iteration=self.rounds,
                                     num_threads=PREDICT_THREADS)
 
-    def value(self, frame: pd.DataFrame) -> np.ndarray:
+    def value(self, inputs: pd.DataFrame) -> np.ndarray:
         """The prediction on the target's scale (CLV: revenue)."""
-        return self.booster.predict(self.inputs(frame), num_iteration=self.rounds, num_threads=PREDICT_THREADS)
+        return self.booster.predict(self._checked(inputs), num_iteration=self.rounds, num_threads=PREDICT_THREADS)
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
         if getattr(self, "_paths", None) is None:  # the leaf credits depend only on the trees: built once
             self._paths = PathAttribution(self.booster.booster_, self.schema.names, self.rounds)
-        return self._paths.explain(self.booster.booster_, self.inputs(frame), threads=PREDICT_THREADS)
+        return self._paths.explain(self.booster.booster_, self._checked(inputs), threads=PREDICT_THREADS)
 
-    def exact_contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def exact_contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Exact SHAP values (about 1 ms a row): for samples and for checking `contributions`."""
-        values = self.booster.booster_.predict(self.inputs(frame), pred_contrib=True, num_iteration=self.rounds,
+        values = self.booster.booster_.predict(self._checked(inputs), pred_contrib=True, num_iteration=self.rounds,
                                                num_threads=PREDICT_THREADS)
-        return pd.DataFrame(values[:, :-1], columns=self.schema.names, index=frame.index)
+        return pd.DataFrame(values[:, :-1], columns=self.schema.names, index=inputs.index)
+
+    def _checked(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        # LightGBM reads columns by position: a frame that is not `prepare`'s would be misread
+        if list(inputs.columns) != self.schema.names:
+            raise ValueError("A booster reads the frame its `prepare` made: its feature columns in its order.")
+        return inputs
 
     def importance(self) -> pd.Series:
         return pd.Series(self.booster.booster_.feature_importance("gain", iteration=self.rounds),
@@ -78,21 +88,25 @@ class LinearScorer:
     columns_of: dict[str, list[int]] = field(default_factory=dict)  # feature -> columns after transformation
     training_mean: np.ndarray | None = None
 
-    def _transformed(self, frame: pd.DataFrame) -> np.ndarray:
-        matrix = self.pipeline[:-1].transform(plain_frame(frame, self.schema))
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The pipeline's columns as it reads them (models/baselines.plain_frame)."""
+        return plain_frame(frame, self.schema)
+
+    def _transformed(self, inputs: pd.DataFrame) -> np.ndarray:
+        matrix = self.pipeline[:-1].transform(inputs)
         return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
 
-    def link(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.pipeline[-1].decision_function(self._transformed(frame))
+    def link(self, inputs: pd.DataFrame) -> np.ndarray:
+        return self.pipeline[-1].decision_function(self._transformed(inputs))
 
-    def value(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.pipeline[-1].predict(self._transformed(frame))
+    def value(self, inputs: pd.DataFrame) -> np.ndarray:
+        return self.pipeline[-1].predict(self._transformed(inputs))
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
         coef = np.ravel(self.pipeline[-1].coef_)
-        parts = (self._transformed(frame) - self.training_mean) * coef
+        parts = (self._transformed(inputs) - self.training_mean) * coef
         return pd.DataFrame({name: parts[:, cols].sum(axis=1) for name, cols in self.columns_of.items()},
-                            index=frame.index)
+                            index=inputs.index)
 
     exact_contributions = contributions
 
@@ -108,7 +122,7 @@ class LinearScorer:
         owners = [_owner(str(n), schema) for n in names]
         scorer.columns_of = {f: [i for i, o in enumerate(owners) if o == f] for f in schema.names if f in owners}
         known = getattr(pipeline, "training_mean", None)  # worked out while fitting, when it was
-        scorer.training_mean = known if known is not None else scorer._transformed(frame).mean(axis=0)
+        scorer.training_mean = known if known is not None else scorer._transformed(scorer.prepare(frame)).mean(axis=0)
         return scorer
 
 
@@ -132,14 +146,17 @@ class LifetimeScorer:
     column: str
     fill: float = 0.0  # customers the lifetime model cannot describe get the training mean
 
-    def link(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.nan_to_num(clipped_logit(frame[self.column].to_numpy(dtype=float)), nan=self.fill)
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[[self.column]]
 
-    def value(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.nan_to_num(frame[self.column].to_numpy(dtype=float), nan=0.0)
+    def link(self, inputs: pd.DataFrame) -> np.ndarray:
+        return np.nan_to_num(clipped_logit(inputs[self.column].to_numpy(dtype=float)), nan=self.fill)
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({self.column: self.link(frame) - self.fill}, index=frame.index)
+    def value(self, inputs: pd.DataFrame) -> np.ndarray:
+        return np.nan_to_num(inputs[self.column].to_numpy(dtype=float), nan=0.0)
+
+    def contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({self.column: self.link(inputs) - self.fill}, index=inputs.index)
 
     exact_contributions = contributions
 
@@ -158,24 +175,28 @@ class BlendScorer:
     intercept: float = 0.0
     space: str = "linear"  # "log": revenue parts scaled by their weights, then their geometric mean (CLV)
 
-    def link(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.intercept + sum(w * self.parts[n].link(frame) for n, w in self.weights.items())
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each part's input, under the part's name (the columns' first level)."""
+        return pd.concat({name: part.prepare(frame) for name, part in self.parts.items()}, axis=1)
 
-    def value(self, frame: pd.DataFrame) -> np.ndarray:
+    def link(self, inputs: pd.DataFrame) -> np.ndarray:
+        return self.intercept + sum(w * self.parts[n].link(inputs[n]) for n, w in self.weights.items())
+
+    def value(self, inputs: pd.DataFrame) -> np.ndarray:
         if self.space == "log":
-            logs = [np.log1p(np.clip(w * self.parts[n].value(frame), 0, None)) for n, w in self.weights.items()]
+            logs = [np.log1p(np.clip(w * self.parts[n].value(inputs[n]), 0, None)) for n, w in self.weights.items()]
             return np.expm1(np.mean(logs, axis=0))
-        return self.intercept + sum(w * self.parts[n].value(frame) for n, w in self.weights.items())
+        return self.intercept + sum(w * self.parts[n].value(inputs[n]) for n, w in self.weights.items())
 
-    def _weighted(self, method: str, frame: pd.DataFrame) -> pd.DataFrame:
-        frames = [getattr(self.parts[n], method)(frame) * w for n, w in self.weights.items() if w > 0]
-        return pd.concat(frames, axis=1).T.groupby(level=0).sum().T.reindex(index=frame.index)
+    def _weighted(self, method: str, inputs: pd.DataFrame) -> pd.DataFrame:
+        frames = [getattr(self.parts[n], method)(inputs[n]) * w for n, w in self.weights.items() if w > 0]
+        return pd.concat(frames, axis=1).T.groupby(level=0).sum().T.reindex(index=inputs.index)
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self._weighted("contributions", frame)
+    def contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        return self._weighted("contributions", inputs)
 
-    def exact_contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self._weighted("exact_contributions", frame)
+    def exact_contributions(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        return self._weighted("exact_contributions", inputs)
 
     def importance(self) -> pd.Series:
         series = [self.parts[n].importance() / max(self.parts[n].importance().sum(), 1e-12) * w

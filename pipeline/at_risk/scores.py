@@ -2,7 +2,9 @@
 recommended action for every active customer, and the drift of tonight's inputs.
 
 Features come from the model-input layer (the same code as training); the models are the
-fitted project models inside the registered champions."""
+fitted project models inside the registered champions. Each model's input of tonight's
+customers (the lifetime model's outputs, the scorer's typed columns) is prepared once, in
+`model_input`: the churn model's is read again by the reasons and the drift check."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from features.catalog import feature_catalog
 from features.model_input import features_at
 from models.drift import population_stability_index
 from models.lifetime import LIFETIME_FEATURES
+from models.prepared import PreparedInput
 from models.reason_check import count_contradictions
 from models.reasons import top_reasons
 from pipeline.at_risk.actions import assign_segments, recommend_actions
@@ -34,13 +37,14 @@ def score_customers(tables: Tables, cfg: Config, as_of: dt.date, churn_model, cl
     """One row per customer active at `as_of`, and the population stability index of the
     score and top features against training (on Spark: pipeline/engines/spark_scoring.py)."""
     features = active_features(tables, cfg, as_of)
-    probability = churn_model.predict(features)
-    clv = clv_model.predict(features)
+    clv = clv_model.predict(model_input(features, clv_model, "clv"))  # read once: let go after
+    customers = model_input(features, churn_model, "churn")  # predicted, explained, checked for drift
+    probability = churn_model.predict(customers)
     with stage("explain churn risk") as info:
-        explained = explain_customers(features, probability, clv, churn_model, cfg)
+        explained = explain_customers(customers, probability, clv, churn_model, cfg)
         note_reasons(explained, info)
     log_contradictions(explained.attrs["reason_contradictions"])
-    return scored_customers(features, explained, cfg), score_drift(features, probability, churn_model)
+    return scored_customers(features, explained, cfg), score_drift(customers, probability, churn_model)
 
 
 def active_features(tables: Tables, cfg: Config, as_of: dt.date) -> pd.DataFrame:
@@ -54,14 +58,25 @@ def active_features(tables: Tables, cfg: Config, as_of: dt.date) -> pd.DataFrame
     return features
 
 
-def explain_customers(features: pd.DataFrame, probability: np.ndarray, clv: np.ndarray, churn_model, cfg: Config,
+def model_input(features: pd.DataFrame, model, kind: str) -> PreparedInput:
+    """The model input of tonight's customers for one model (`kind`: churn or clv),
+    prepared once for everything scoring computes with that model (models/prepared.py)."""
+    with stage(f"prepare the {kind} model's input") as info:
+        prepared = model.prepare(features)
+        info["rows"] = len(prepared)
+    return prepared
+
+
+def explain_customers(customers: PreparedInput, probability: np.ndarray, clv: np.ndarray, churn_model, cfg: Config,
                       population: pd.DataFrame | None = None) -> pd.DataFrame:
     """What the list says of each customer, row by row: churn probability, tier, CLV, value
-    at risk, reasons and recommended action (index: `features`'), with the number of
-    contradicting reasons in attrs["reason_contradictions"]. `population` (default:
-    `features`) is the scored frame the typical customer comes from."""
+    at risk, reasons and recommended action (index: the features'), with the number of
+    contradicting reasons in attrs["reason_contradictions"]. `customers` is the churn
+    model's input of them (`churn_model.prepare`); `population` (default: their features)
+    is the scored frame the typical customer comes from."""
+    features = customers.features
     tiers = assign_tiers(probability, cfg.scoring.tiers)
-    texts, main, contradictions = explain_risk(features, tiers, churn_model, cfg, population)
+    texts, main, contradictions = explain_risk(customers, tiers, churn_model, cfg, population)
     member = features["is_loyalty_member"] if "is_loyalty_member" in features else None
     explained = pd.DataFrame({
         "churn_probability": probability,
@@ -84,32 +99,34 @@ def scored_customers(features: pd.DataFrame, explained: pd.DataFrame, cfg: Confi
     return scored
 
 
-def score_drift(features: pd.DataFrame, probability: np.ndarray, churn_model) -> dict[str, float]:
-    """The population stability index of the score and top features against training."""
+def score_drift(customers: pd.DataFrame | PreparedInput, probability: np.ndarray, churn_model) -> dict[str, float]:
+    """The population stability index of the score and top features against training, from
+    the churn model's input of the scored customers (or their features: prepared here)."""
     return {name: round(population_stability_index(drift_reference(churn_model)[name], values), 4)
-            for name, values in churn_model.drift_inputs(features, probability).items()}
+            for name, values in churn_model.drift_inputs(customers, probability).items()}
 
 
-def explain_risk(features: pd.DataFrame, tiers: np.ndarray, churn_model, cfg: Config,
+def explain_risk(customers: PreparedInput, tiers: np.ndarray, churn_model, cfg: Config,
                  population: pd.DataFrame | None = None) -> tuple[np.ndarray, list[str | None], int]:
     """The reason texts of every customer above the lowest tier, the family of each one's
     first reason (None for the lowest tier, or where no risk-raising family has a reason),
     and how many of tonight's reasons contradict their customer's features
-    (models/reason_check.py). The typical customer is taken from `population`, by default
-    everyone in `features`."""
-    population = features if population is None else population
+    (models/reason_check.py). `customers` is the churn model's input of them; the typical
+    customer is taken from `population`, by default everyone in `customers`."""
+    population = customers.features if population is None else population
     carries_reasons = tiers != LOWEST_TIER
-    texts = np.full(len(features), "", dtype=object)
-    main: list[str | None] = [None] * len(features)
+    texts = np.full(len(customers), "", dtype=object)
+    main: list[str | None] = [None] * len(customers)
     contradictions = 0
     if carries_reasons.any():
-        subset = features[carries_reasons]
-        found, strongest = top_reasons(subset, churn_model.contributions(subset), feature_catalog(cfg.features),
-                                       cfg.scoring.reasons_per_customer, population=population)
+        subset = customers.rows(carries_reasons)
+        found, strongest = top_reasons(subset.features, churn_model.contributions(subset),
+                                       feature_catalog(cfg.features), cfg.scoring.reasons_per_customer,
+                                       population=population)
         texts[carries_reasons] = found
         for position, family in zip(np.flatnonzero(carries_reasons), strongest, strict=True):
             main[position] = family
-        contradictions = count_contradictions(found, subset, population)
+        contradictions = count_contradictions(found, subset.features, population)
     return texts, main, contradictions
 
 

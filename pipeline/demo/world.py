@@ -215,7 +215,7 @@ class _World:
                      for name in EVENT_TABLES}
             snapshots = files.enter_context(pq.ParquetWriter(
                 self.out / "truth" / "snapshots.parquet", SNAPSHOT_SCHEMA, compression="zstd"))
-            for week in progress(range(self.grid.n_weeks), self.grid.n_weeks, "simulating week"):
+            for week in progress(range(self.grid.n_weeks), self.grid.n_weeks, "simulating", "weeks"):
                 rates, snapshot = self.latent.start_week(week)
                 if snapshot is not None:
                     snapshots.write_table(snapshot_table(snapshot))

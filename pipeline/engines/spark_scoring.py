@@ -8,8 +8,9 @@ also written by Spark, as Parquet partitioned by date.
          columns their pyfunc signature names (tracking.Champion.spark_udf)
       -> per Arrow batch on the workers (mapInPandas): tier, value at risk, reasons and
          recommended action by at_risk.scores.explain_customers, the function DuckDB scoring
-         calls, with the fitted churn model shipped to the workers; each batch counts its
-         contradicting reasons, and the counts are summed
+         calls, with the fitted churn model shipped to the workers (each batch's input to it
+         prepared there, once); each batch counts its contradicting reasons, and the counts
+         are summed
       -> on the driver, in the features' order: the segment (quintiles of everyone scored, a
          rank over the whole population) and the drift (distributions of the whole
          population), by at_risk.scores as on DuckDB.
@@ -96,13 +97,13 @@ def explain_on_spark(spark, features: pd.DataFrame, churn, clv, cfg: Config) -> 
 def explain_batches(churn_model, cfg: Config, population: pd.DataFrame, dtypes: pd.Series):
     """The function mapInPandas runs over the batches of the scored features: each batch with
     the features' own dtypes again (Spark hands text over as objects, missing as None), then
-    explain_customers of it against `population`."""
+    explain_customers of the churn model's input of it against `population`."""
     columns, types = list(dtypes.index), dtypes.to_dict()
 
     def explain(batches):
         for batch in batches:
             features = batch[columns].astype(types)
-            explained = explain_customers(features, batch["churn_probability"].to_numpy(),
+            explained = explain_customers(churn_model.prepare(features), batch["churn_probability"].to_numpy(),
                                           batch["predicted_clv"].to_numpy(), churn_model, cfg, population)
             contradictions = np.zeros(len(batch), dtype=np.int64)
             contradictions[:1] = explained.attrs["reason_contradictions"]

@@ -113,7 +113,8 @@ def test_the_refit_learns_the_production_rows_and_carries_the_out_of_time_calibr
         pooled = np.concatenate(candidate.predictions), np.concatenate(result.targets)
         if name != "blend":  # a blend's calibration is its stack (churn) or the scale of its mean (CLV)
             assert calibrator == CALIBRATORS[kind].fit(*pooled)
-        predicted = calibrator.predict(scorer.link(production) if kind == "churn" else scorer.value(production))
+        inputs = scorer.prepare(production)
+        predicted = calibrator.predict(scorer.link(inputs) if kind == "churn" else scorer.value(inputs))
         assert np.isfinite(predicted).all() and (predicted >= 0).all()
 
 
