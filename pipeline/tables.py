@@ -25,6 +25,7 @@ from pipeline.errors import DataError, EngineMemoryError
 from pipeline.files import file_sha256, process_gone
 from pipeline.validation import (
     Violation,
+    casts_cannot_fail,
     check_rules,
     create_typed,
     missing_columns,
@@ -146,7 +147,9 @@ def load_tables(
     The typed tables are stored once in a DuckDB database file in a scratch folder (under
     `work_dir`, or the system's temporary folder): stored columns are compressed and scanned
     in parallel, so the many feature and label queries that follow stay fast, and DuckDB
-    keeps within `memory_limit_gb` by evicting to that file instead of growing."""
+    keeps within `memory_limit_gb` by evicting to that file instead of growing. A Parquet
+    file that already stores the contract's types is not stored again: the stages read a
+    copy of it in the scratch folder (`_check_table`), as fast as the stored table."""
     files = contract_files(data_dir, fmt)
     return validate_files(files, data_dir, run_started_at, quarantine_dir, memory_limit_gb, work_dir)
 
@@ -214,6 +217,7 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
     violations: list[Violation] = []
     row_counts = {}
     typed: set[str] = set()
+    in_place: set[str] = set()  # typed as views over their files (a copy in the scratch folder)
     for name, path in files.items():  # customers first: the other tables' soft rule reads it
         table = TABLES[name]
         if repeated := repeated_columns(path):
@@ -222,12 +226,13 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
                                             "duplicate and export again"]))
             continue
         try:
-            violations += _check_table(con, table, path, typed, row_counts, run_started_at)
+            violations += _check_table(con, table, path, typed, row_counts, run_started_at,
+                                       Path(scratch.name), in_place)
         except duckdb.Error as exc:
             raise _unreadable(exc, table, path) from exc
     if violations:
         raise DataError(render_violations(violations, data_dir))
-    quarantined = quarantine_rows(con, files, quarantine_dir)
+    quarantined = quarantine_rows(con, files, quarantine_dir, frozenset(in_place))
     for name in files:
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
@@ -235,20 +240,39 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
 
 
 def _check_table(con, table: Table, path: Path, typed: set[str], row_counts: dict[str, int],
-                 run_started_at: dt.datetime) -> list[Violation]:
-    """Open one table's file, type it and check the contract's rules on it."""
+                 run_started_at: dt.datetime, scratch: Path, in_place: set[str]) -> list[Violation]:
+    """Open one table's file, type it and check the contract's rules on it.
+
+    A Parquet file that stores the contract's types (no cast can fail) is not written again:
+    the typed table is a view over a copy of the file in the scratch folder (a copy, so that
+    a file replaced or rewritten during the run cannot change what was validated; copying is
+    about 1% of the cost of storing the table), and only its soft-rule rows are stored."""
     name = table.name
     _open_raw(con, table, path)
     raw_types = _raw_types(con, name)
     absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
     if absent:
         return [missing_columns(table, path, absent, list(raw_types))]
-    create_typed(con, table, raw_types, "customers" in typed)
+    view = path.suffix == ".parquet" and casts_cannot_fail(table, raw_types)
+    if view:
+        copy = _snapshot(path, scratch)
+        _open_raw(con, table, copy)
+    if create_typed(con, table, raw_types, "customers" in typed, stored=not view):
+        in_place.add(name)
     typed.add(name)
     row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
     if row_counts[name] == 0 and table.required:
         return [Violation(name, "*", "empty table", 0, [f"{path} has no data rows"])]
-    return check_rules(con, table, raw_types, run_started_at)
+    return check_rules(con, table, raw_types, run_started_at, read_every_column=view)
+
+
+def _snapshot(path: Path, scratch: Path) -> Path:
+    """A copy of the input file in the scratch folder, under the same name (the engine's
+    messages about it name the file)."""
+    copy = scratch / "inputs" / path.name
+    copy.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def _unreadable(exc: duckdb.Error, table: Table, path: Path) -> Exception:
@@ -301,7 +325,7 @@ def _open_raw(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
         else:
             con.register(f"file_{table.name}", con.read_csv(str(path), all_varchar=True))
             numbered = "row_number() OVER () AS source_row, *"
-        con.execute(f"CREATE TEMP VIEW raw_{table.name} AS SELECT {numbered} FROM file_{table.name}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table.name} AS SELECT {numbered} FROM file_{table.name}")
         con.execute(f"SELECT count(*) FROM raw_{table.name}").fetchall()
     except duckdb.Error as exc:
         hint = (

@@ -88,11 +88,23 @@ _LOSSLESS = {
 }
 
 
+def casts_cannot_fail(table: Table, raw_types: dict[str, str]) -> bool:
+    """True when the file stores every contract column it has in the contract's type or one
+    that converts without loss (typed Parquet, as the demo world writes): no value can be
+    unparseable, and the typed table can be a view over the file instead of a copy of it."""
+    return all(_casts_safely(raw_types[c.name], SQL_TYPES[c.kind]) for c in table.columns if c.name in raw_types)
+
+
 def create_typed(con: duckdb.DuckDBPyConnection, table: Table, raw_types: dict[str, str],
-                  customers_known: bool) -> None:
-    """Store the table with every contract column cast to its type, once. Unparseable values
-    become NULL here and are caught by comparing with the raw text; the soft rule each row
-    breaks, if any, is stored beside it as `quarantine_reason`."""
+                  customers_known: bool, stored: bool = True) -> bool:
+    """The table with every contract column cast to its type: `typed_<name>`. Unparseable
+    values become NULL here and are caught by comparing with the raw text.
+
+    Stored (the default), it is written once, and the soft rule each row breaks, if any, is
+    stored beside it as `quarantine_reason`. Not stored (only where `casts_cannot_fail`), it
+    is a view over the file, and only the rows breaking a soft rule are written, to the table
+    `set_aside_<name>` (source_row, quarantine_reason), and True is returned: `quarantine_rows`
+    meets the two."""
     selects = ["source_row"]
     for col in table.columns:
         sql_type = SQL_TYPES[col.kind]
@@ -107,9 +119,17 @@ def create_typed(con: duckdb.DuckDBPyConnection, table: Table, raw_types: dict[s
         selects += [f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(set(raw_types) - contract)]
     typed = f"SELECT {', '.join(selects)} FROM raw_{table.name}"
     reason = _soft_rule_reasons(table, customers_known)
+    if not stored:
+        con.execute(f"CREATE TEMP VIEW typed_{table.name} AS {typed}")
+        if reason is not None:
+            reasons = f"SELECT source_row, {reason} AS quarantine_reason FROM typed_{table.name} AS typed"
+            con.execute(f"CREATE TABLE set_aside_{table.name} AS SELECT * FROM ({reasons}) AS soft "
+                        "WHERE quarantine_reason IS NOT NULL")
+        return reason is not None
     if reason is not None:
         typed = f"SELECT *, {reason} AS quarantine_reason FROM ({typed}) AS typed"
     con.execute(f"CREATE TABLE typed_{table.name} AS {typed}")
+    return False
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -139,7 +159,11 @@ def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
     return {f"{col.name}|{rule}": cond for rule, cond in rules.items()}
 
 
-def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime) -> list[Violation]:
+def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime,
+                read_every_column: bool = False) -> list[Violation]:
+    """Every rule of the table, counted in one scan, with examples of each broken one.
+    `read_every_column` reads the columns no rule reads too (in the same scan), so that a
+    damaged page of a file the typed table is a view over is reported here, naming the file."""
     now_sql = "CAST($now AS TIMESTAMP)"
     conditions: dict[str, str] = {}
     for col in table.columns:
@@ -152,13 +176,18 @@ def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt
     # The raw file is joined in only when some rule reads its text (CSV, or a Parquet
     # column stored with another type than the contract's); typed Parquet is checked in one scan.
     source = f"typed_{table.name} t" + (f" JOIN raw_{table.name} r USING (source_row)" if needs_raw else "")
-    counts_sql = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions.values())
+    aggregates = [f"count(*) FILTER (WHERE {c})" for c in conditions.values()]
     key = table.key
     if key:
-        counts_sql += f', count(t."{key}") - count(DISTINCT t."{key}")'
+        aggregates.append(f'count(t."{key}") - count(DISTINCT t."{key}")')
+    unread = [c for c in raw_types if not any(f't."{c}"' in cond for cond in conditions.values()) and c != key]
+    if read_every_column and unread:
+        aggregates.append("max(hash(" + ", ".join(f't."{c}"' for c in unread) + "))")
+    counts_sql = ", ".join(aggregates)
     counts = con.execute(
         f"SELECT {counts_sql} FROM {source}", _params_used(counts_sql, now=run_started_at)
     ).fetchall()[0]
+    duplicates = counts[len(conditions)] if key else 0
     violations = []
     for (rule_key, cond), count in zip(conditions.items(), counts, strict=False):
         if count:
@@ -166,13 +195,13 @@ def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt
             shown = f'r."{column}"' if needs_raw else f't."{column}"'
             examples = _examples(con, source, cond, column, shown, run_started_at)
             violations.append(Violation(table.name, column, rule, count, examples))
-    if key and counts[-1]:
+    if duplicates:
         dup = con.execute(
             f'SELECT "{key}", count(*) AS n, list(source_row ORDER BY source_row) AS rows '
             f'FROM typed_{table.name} GROUP BY 1 HAVING n > 1 ORDER BY min(source_row) LIMIT {MAX_EXAMPLES}'
         ).fetchall()
         examples = [f"{key}={k!r} on rows {rows[:5]}" for k, _, rows in dup]
-        violations.append(Violation(table.name, key, "duplicate key", counts[-1], examples))
+        violations.append(Violation(table.name, key, "duplicate key", duplicates, examples))
     return violations
 
 
@@ -215,20 +244,32 @@ def _soft_rule_reasons(table: Table, customers_known: bool) -> str | None:
     return f"CASE {' '.join(whens)} END" if whens else None
 
 
-def quarantine_rows(con, files: dict[str, Path], quarantine_dir: Path | None) -> dict[str, int]:
-    """Expose each clean table as a view named after it; write the set-aside rows out."""
+def quarantine_rows(con, files: dict[str, Path], quarantine_dir: Path | None,
+                    set_aside: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Expose each clean table as a view named after it; write the set-aside rows out. The
+    tables in `set_aside` were typed as views (`create_typed`, not stored): their soft-rule
+    rows are listed in set_aside_<name>."""
     counts = {}
     for name in files:
         stored = con.sql(f"SELECT * FROM typed_{name} LIMIT 0").columns
         columns = ", ".join(f'"{c}"' for c in stored if c not in ("source_row", "quarantine_reason"))
-        if "quarantine_reason" not in stored:
+        if name in set_aside:
+            listed = con.execute(f"SELECT count(*) FROM set_aside_{name}").fetchall()[0][0]  # usually none
+            bad = con.execute(
+                f"SELECT source_row, quarantine_reason, {columns} FROM set_aside_{name} JOIN typed_{name} "
+                "USING (source_row) ORDER BY source_row" + ("" if listed else " LIMIT 0")
+            ).df()
+            kept = f" WHERE source_row NOT IN (SELECT source_row FROM set_aside_{name})" if listed else ""
+        elif "quarantine_reason" in stored:
+            bad = con.execute(
+                f"SELECT source_row, quarantine_reason, {columns} FROM typed_{name} "
+                "WHERE quarantine_reason IS NOT NULL ORDER BY source_row"
+            ).df()
+            kept = " WHERE quarantine_reason IS NULL"
+        else:
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name}")
             continue
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name} WHERE quarantine_reason IS NULL")
-        bad = con.execute(
-            f"SELECT source_row, quarantine_reason, {columns} FROM typed_{name} "
-            "WHERE quarantine_reason IS NOT NULL ORDER BY source_row"
-        ).df()
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} FROM typed_{name}{kept}")
         counts[name] = len(bad)
         if quarantine_dir is not None:
             target = quarantine_dir / f"{name}.csv"
