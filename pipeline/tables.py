@@ -25,6 +25,7 @@ from pipeline.errors import DataError, EngineMemoryError
 from pipeline.files import file_sha256, process_gone
 from pipeline.validation import (
     Violation,
+    ascending,
     casts_cannot_fail,
     check_rules,
     create_typed,
@@ -263,7 +264,8 @@ def _check_table(con, table: Table, path: Path, typed: set[str], row_counts: dic
     row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
     if row_counts[name] == 0 and table.required:
         return [Violation(name, "*", "empty table", 0, [f"{path} has no data rows"])]
-    return check_rules(con, table, raw_types, run_started_at, read_every_column=view)
+    proven = view and table.key is not None and ascending(copy, table.key)
+    return check_rules(con, table, raw_types, run_started_at, key_proven_unique=proven, read_every_column=view)
 
 
 def _snapshot(path: Path, scratch: Path) -> Path:

@@ -169,8 +169,9 @@ def _blank(text: str) -> str:
 
 
 def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt.datetime,
-                read_every_column: bool = False) -> list[Violation]:
-    """Every rule of the table, counted in one scan, with examples of each broken one.
+                key_proven_unique: bool = False, read_every_column: bool = False) -> list[Violation]:
+    """Every rule of the table, counted in one scan, with examples of each broken one. The
+    duplicate-key count is left out when the caller has shown the key unique (`ascending`);
     `read_every_column` reads the columns no rule reads too (in the same scan), so that a
     damaged page of a file the typed table is a view over is reported here, naming the file."""
     now_sql = "CAST($now AS TIMESTAMP)"
@@ -186,7 +187,7 @@ def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt
     # column stored with another type than the contract's); typed Parquet is checked in one scan.
     source = f"typed_{table.name} t" + (f" JOIN raw_{table.name} r USING (source_row)" if needs_raw else "")
     aggregates = [f"count(*) FILTER (WHERE {c})" for c in conditions.values()]
-    key = table.key
+    key = table.key if table.key and not key_proven_unique else None
     if key:
         aggregates.append(f'count(t."{key}") - count(DISTINCT t."{key}")')
     unread = [c for c in raw_types if not any(f't."{c}"' in cond for cond in conditions.values()) and c != key]
@@ -212,6 +213,57 @@ def check_rules(con, table: Table, raw_types: dict[str, str], run_started_at: dt
         examples = [f"{key}={k!r} on rows {rows[:5]}" for k, _, rows in dup]
         violations.append(Violation(table.name, key, "duplicate key", duplicates, examples))
     return violations
+
+
+def ascending(path: Path, column: str) -> bool:
+    """True when the values of `column` in the Parquet file rise strictly from row to row
+    (NULLs aside), so that none repeats: the duplicate-key rule then needs no count of
+    distinct values, by far its costliest rule (49.5M transaction ids: 18 CPU seconds, this
+    pass over the one column 2.7). Exports usually come in key order; in any other order the
+    distinct values are counted as before (the row groups' statistics tell most such files
+    without a read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        index = file.schema_arrow.get_field_index(column)
+        if index < 0 or not pa.types.is_string(file.schema_arrow.field(index).type):
+            return False
+        if not _row_groups_ascending(file, column):
+            return False
+        last = None
+        for batch in file.iter_batches(batch_size=1 << 20, columns=[column]):
+            values = pc.drop_null(batch.column(0))
+            if not len(values):
+                continue
+            if last is not None and not values[0].as_py() > last:  # str order is UTF-8 byte order
+                return False
+            if len(values) > 1 and not pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1))).as_py():
+                return False
+            last = values[-1].as_py()
+    except (pa.ArrowException, OSError, TypeError, ValueError):
+        return False  # unreadable here (the engine's own scan reports the file) or not comparable
+    return True
+
+
+def _row_groups_ascending(file, column: str) -> bool:
+    """False when the statistics show a row group starting at or below the previous one's
+    maximum (statistics may be missing or rounded: they can only rule a file out)."""
+    schema = file.metadata.schema
+    index = next((i for i in range(len(schema)) if schema.column(i).path == column), None)
+    if index is None:
+        return True
+    previous_max = None
+    for group in range(file.metadata.num_row_groups):
+        stats = file.metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return True  # no statistics: only the values can tell
+        if previous_max is not None and stats.min <= previous_max:
+            return False
+        previous_max = stats.max
+    return True
 
 
 def _examples(con, source: str, cond: str, column: str, shown: str, now: dt.datetime) -> list[str]:

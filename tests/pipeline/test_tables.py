@@ -238,6 +238,18 @@ def test_a_damaged_page_of_a_column_no_rule_reads_is_found_by_validation(tmp_pat
         load_tables(tmp_path, RUN_AT, None)
 
 
+@pytest.mark.parametrize(("ids", "unique"), [
+    (["a1", "a2", None, "b"], True), (["a1", "a2", "a2", "b"], False), (["b", "a"], False), ([], True)])
+def test_keys_in_ascending_order_are_unique_without_counting(tmp_path, ids, unique):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.validation import ascending
+
+    pq.write_table(pa.table({"key": pa.array(ids, pa.string())}), tmp_path / "keys.parquet", row_group_size=2)
+    assert ascending(tmp_path / "keys.parquet", "key") is unique
+
+
 def test_a_repeated_key_among_ascending_ones_is_reported_from_parquet(tmp_path):
     folder = typed_parquet_world(tmp_path / "pq")
     frame = pd.read_parquet(folder / "transactions.parquet")
