@@ -214,6 +214,21 @@ def test_tables_read_in_place_do_not_change_when_the_file_does(tmp_path):
     tables.close()
 
 
+def test_a_full_disk_while_copying_a_file_in_says_which_setting_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    folder = typed_parquet_world(tmp_path / "pq")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(DataError, match=r"The disk under .*engine \(data\.engine_dir.*\) is full"):
+        load_tables(folder, RUN_AT, None, work_dir=tmp_path / "engine")
+    assert list((tmp_path / "engine").iterdir()) == []
+
+
 def test_a_damaged_page_of_a_column_no_rule_reads_is_found_by_validation(tmp_path):
     """A view over the file reads each column only when asked: validation still reads them all."""
     import numpy as np
