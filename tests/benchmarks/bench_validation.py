@@ -12,7 +12,8 @@ In one fresh process, and in this order, the script times:
                run once to warm the file cache and then timed (the unit of every ratio);
 - validate:    load_tables on the world (pipeline/tables.py, every contract rule, the quarantine);
 - features_at: every feature stage for the latest complete cutoff (features/model_input.py),
-               the one-cutoff work of the nightly job that reads the validated tables;
+               the one-cutoff work of the nightly job that reads the validated tables (with
+               the seconds of each stage);
 - rfm_after:   the bare query again, to show how the machine's speed drifted meanwhile.
 It prints each in seconds, CPU seconds and units of the bare query, the peak RSS of the process
 (ru_maxrss) after validation and at the end, and the verdict on the issue's goal (validation at
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -75,7 +77,11 @@ def measure(world: Path, out: Path, memory_gb: float) -> dict:
     result["quarantined"] = dict(tables.quarantined)
     cfg = Config()
     cutoff = latest_complete_cutoff(tables.last_event_at().date(), cfg.churn.horizon_days)
+    stages = StageSeconds()
+    logging.getLogger("features.frame").addHandler(stages)
+    logging.getLogger("features.frame").setLevel(logging.INFO)
     frame, result["features_at"] = timed(lambda: features_at(tables, cfg, cutoff))
+    result["stages"] = stages.seconds
     result["cutoff"], result["feature_rows"] = cutoff.isoformat(), len(frame)
     del frame
     tables.close()
@@ -107,6 +113,18 @@ def duckdb_rfm(world: Path):
         return con.execute(sql, {"cutoff": RFM_CUTOFF, "path": str(world / "transactions.parquet")}).df()
     finally:
         con.close()
+
+
+class StageSeconds(logging.Handler):
+    """The seconds of each feature stage, as features/frame.py logs them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("stage ") and isinstance(record.args, tuple) and len(record.args) == 4:
+            self.seconds[record.args[0]] = float(record.args[3])
 
 
 def timed(step):
@@ -142,7 +160,8 @@ def report(result: dict) -> None:
         values = result[step]
         ratio = f"{values.get('x_rfm', 1.0):.2f}"
         print(f"   {step:<12} {values['seconds']:>8.2f} {values['cpu_seconds']:>8.2f} {ratio:>7}")
-    print(f"   features_at: cutoff {result['cutoff']}, {result['feature_rows']:,} customers")
+    print(f"   features_at: cutoff {result['cutoff']}, {result['feature_rows']:,} customers; stages: "
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stages"].items()))
     print(f"   peak RSS {result['validate_peak_gb']:.2f} GB after validation, {result['peak_gb']:.2f} GB at the end")
     verdict = "met" if result["goal_met"] else "MISSED"
     print(f"   goal: validation <= {GOAL_RATIO:g}x the bare query, peak <= {GOAL_PEAK_GB:g} GB: {verdict}")
