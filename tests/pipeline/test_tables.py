@@ -422,3 +422,16 @@ def test_the_blank_test_trims_only_where_it_may_matter_and_agrees_with_trim():
     rows = con.execute(f"SELECT x, nullif(trim(x), '') IS NULL, {_blank('x')} FROM v").fetchall()
     assert [fast for _, _, fast in rows] == [plain for _, plain, _ in rows]
     assert sum(fast for _, _, fast in rows) == 5  # NULL, '', ' ', and the two spaces trim removes
+
+
+def test_tables_read_in_place_can_be_stored_in_the_engine_for_a_stack(tmp_path):
+    tables = load(typed_parquet_world(tmp_path / "pq"))
+    before = {name: tables.query(f"SELECT * FROM {name} ORDER BY ALL") for name in tables.present}
+    assert tables.in_place == tables.present
+    tables.store()
+    assert tables.in_place == frozenset()
+    stored = {row[0] for row in tables.con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {f"stored_{name}" for name in tables.present} <= stored
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(tables.query(f"SELECT * FROM {name} ORDER BY ALL"), frame)
+    tables.close()
