@@ -114,6 +114,10 @@ def all_cutoffs(plans) -> list[dt.date]:
 def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) -> pd.DataFrame:
     """Features of every active customer at every cutoff, with both labels (a label is
     missing where its window is not complete)."""
+    if isinstance(tables, Tables) and tables.in_place:  # DuckDB: the stack reads each table many times over
+        with stage("tables read in place, into the engine") as info:
+            info["tables"] = ", ".join(sorted(tables.in_place))
+            tables.store()
     with stage("active customers") as info:
         spine = build_active_spine(tables, cutoffs, cfg.churn)
         info["rows"], info["cutoffs"] = len(spine), len(cutoffs)

@@ -10,6 +10,7 @@ typed tables are exposed as DuckDB relations named after the contract's tables.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import shutil
@@ -25,6 +26,8 @@ from pipeline.errors import DataError, EngineMemoryError
 from pipeline.files import file_sha256, process_gone
 from pipeline.validation import (
     Violation,
+    ascending,
+    casts_cannot_fail,
     check_rules,
     create_typed,
     missing_columns,
@@ -47,12 +50,29 @@ class Tables:
     row_counts: dict[str, int]
     quarantined: dict[str, int]
     scratch: tempfile.TemporaryDirectory | None = None  # holds the engine's database file
+    in_place: frozenset[str] = frozenset()  # views over (a copy of) their Parquet file, until `store`
 
     def close(self) -> None:
         """Close the engine and delete its scratch folder (also done when collected)."""
         self.con.close()
         if self.scratch is not None:
             self.scratch.cleanup()
+
+    def store(self) -> None:
+        """Write the tables read in place (`in_place`) into the engine's database file, for
+        work that reads every table many times over, like a training stack (each stage per
+        batch of customers): the engine scans its own storage faster than Parquet. A 12-cutoff
+        stack of the 1M-customer world took 1.2-1.4x as long read in place; storing every
+        table took 40 s there, less than that. One cutoff (scoring) gains less than it costs."""
+        try:
+            for name in sorted(self.in_place):
+                self.con.execute(f"CREATE TABLE stored_{name} AS SELECT * FROM {name}")
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM stored_{name}")
+        except duckdb.Error as exc:
+            if "No space left on device" in str(exc) and self.scratch is not None:
+                raise _disk_full(Path(self.scratch.name).parent, str(exc).strip().splitlines()[0]) from exc
+            raise
+        self.in_place = frozenset()
 
     @property
     def present(self) -> frozenset[str]:
@@ -146,7 +166,12 @@ def load_tables(
     The typed tables are stored once in a DuckDB database file in a scratch folder (under
     `work_dir`, or the system's temporary folder): stored columns are compressed and scanned
     in parallel, so the many feature and label queries that follow stay fast, and DuckDB
-    keeps within `memory_limit_gb` by evicting to that file instead of growing."""
+    keeps within `memory_limit_gb` by evicting to that file instead of growing. A Parquet
+    file that already stores the contract's types is not stored again: the stages read a
+    copy of it in the scratch folder (`_check_table`). Scanning Parquet is slower than the
+    engine's own storage, but for one cutoff of every stage by less than writing every row
+    costs (the 1M-customer demo world: validation 4-6x as fast, the stages 1.05-1.25x as
+    long); a training stack stores them first (`Tables.store`)."""
     files = contract_files(data_dir, fmt)
     return validate_files(files, data_dir, run_started_at, quarantine_dir, memory_limit_gb, work_dir)
 
@@ -193,12 +218,7 @@ def _engine_failure(exc: duckdb.Error, files: dict[str, Path], work_dir: Path | 
     text = str(exc)
     first_line = text.strip().splitlines()[0]
     if "No space left on device" in text or "disk is full" in text.lower():
-        where = work_dir or Path(tempfile.gettempdir())
-        return DataError(
-            f"The disk under {where} (data.engine_dir, where the engine keeps the validated tables) is full: "
-            f"{first_line}. Free space there, or point data.engine_dir at a disk with room for about twice the "
-            "input files."
-        )
+        return _disk_full(work_dir or Path(tempfile.gettempdir()), first_line)
     damaged = next((path for path in files.values() if str(path) in text or path.name in text), None)
     if damaged is not None:
         return DataError(
@@ -209,11 +229,20 @@ def _engine_failure(exc: duckdb.Error, files: dict[str, Path], work_dir: Path | 
                      f"{', '.join(sorted(str(p) for p in files.values()))}.")
 
 
+def _disk_full(where: Path, first_line: str) -> DataError:
+    return DataError(
+        f"The disk under {where} (data.engine_dir, where the engine keeps the validated tables) is full: "
+        f"{first_line}. Free space there, or point data.engine_dir at a disk with room for about twice the "
+        "input files."
+    )
+
+
 def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_at: dt.datetime,
               quarantine_dir: Path | None) -> Tables:
     violations: list[Violation] = []
     row_counts = {}
     typed: set[str] = set()
+    in_place: dict[str, bool] = {}  # typed as views over their files: -> soft-rule rows in set_aside_<name>?
     for name, path in files.items():  # customers first: the other tables' soft rule reads it
         table = TABLES[name]
         if repeated := repeated_columns(path):
@@ -222,33 +251,60 @@ def _validate(con, scratch, files: dict[str, Path], data_dir: Path, run_started_
                                             "duplicate and export again"]))
             continue
         try:
-            violations += _check_table(con, table, path, typed, row_counts, run_started_at)
+            violations += _check_table(con, table, path, typed, row_counts, run_started_at,
+                                       Path(scratch.name), in_place)
         except duckdb.Error as exc:
             raise _unreadable(exc, table, path) from exc
     if violations:
         raise DataError(render_violations(violations, data_dir))
-    quarantined = quarantine_rows(con, files, quarantine_dir)
+    quarantined = quarantine_rows(con, files, quarantine_dir, frozenset(n for n, listed in in_place.items() if listed))
     for name in files:
         kept = row_counts[name] - quarantined.get(name, 0)
         log.info("table %-16s %9s rows valid, %s quarantined", name, f"{kept:,}", quarantined.get(name, 0))
-    return Tables(con, files, row_counts, quarantined, scratch)
+    return Tables(con, files, row_counts, quarantined, scratch, frozenset(in_place))
 
 
 def _check_table(con, table: Table, path: Path, typed: set[str], row_counts: dict[str, int],
-                 run_started_at: dt.datetime) -> list[Violation]:
-    """Open one table's file, type it and check the contract's rules on it."""
+                 run_started_at: dt.datetime, scratch: Path, in_place: dict[str, bool]) -> list[Violation]:
+    """Open one table's file, type it and check the contract's rules on it.
+
+    A Parquet file that stores the contract's types (no cast can fail) is not written again:
+    the typed table is a view over a copy of the file in the scratch folder (a copy, so that
+    a file replaced or rewritten during the run cannot change what was validated; copying is
+    about 1% of the cost of storing the table), and only its soft-rule rows are stored."""
     name = table.name
     _open_raw(con, table, path)
     raw_types = _raw_types(con, name)
     absent = [c.name for c in table.columns if c.required and c.name not in raw_types]
     if absent:
         return [missing_columns(table, path, absent, list(raw_types))]
-    create_typed(con, table, raw_types, "customers" in typed)
+    view = path.suffix == ".parquet" and casts_cannot_fail(table, raw_types)
+    if view:
+        copy = _snapshot(path, scratch)
+        _open_raw(con, table, copy)
+    listed = create_typed(con, table, raw_types, "customers" in typed, stored=not view)
+    if view:
+        in_place[name] = listed
     typed.add(name)
     row_counts[name] = con.execute(f"SELECT count(*) FROM typed_{name}").fetchall()[0][0]
     if row_counts[name] == 0 and table.required:
         return [Violation(name, "*", "empty table", 0, [f"{path} has no data rows"])]
-    return check_rules(con, table, raw_types, run_started_at)
+    proven = view and table.key is not None and ascending(copy, table.key)
+    return check_rules(con, table, raw_types, run_started_at, key_proven_unique=proven, read_every_column=view)
+
+
+def _snapshot(path: Path, scratch: Path) -> Path:
+    """A copy of the input file in the scratch folder, under the same name (the engine's
+    messages about it name the file)."""
+    copy = scratch / "inputs" / path.name
+    copy.parent.mkdir(exist_ok=True)
+    try:
+        shutil.copyfile(path, copy)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise _disk_full(scratch.parent, str(exc)) from exc
+        raise
+    return copy
 
 
 def _unreadable(exc: duckdb.Error, table: Table, path: Path) -> Exception:
@@ -301,7 +357,7 @@ def _open_raw(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
         else:
             con.register(f"file_{table.name}", con.read_csv(str(path), all_varchar=True))
             numbered = "row_number() OVER () AS source_row, *"
-        con.execute(f"CREATE TEMP VIEW raw_{table.name} AS SELECT {numbered} FROM file_{table.name}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table.name} AS SELECT {numbered} FROM file_{table.name}")
         con.execute(f"SELECT count(*) FROM raw_{table.name}").fetchall()
     except duckdb.Error as exc:
         hint = (

@@ -175,6 +175,106 @@ def test_parquet_violations_name_the_file_row(tmp_path):
     assert "surveys.nps_score [unparseable integer]: 1 row(s); e.g. row 2: nps_score='ten'" in message
 
 
+def test_typed_parquet_is_read_in_place_and_quarantines_like_the_same_csv(tmp_path):
+    """Parquet with the contract's types is not copied into the engine: the typed tables are
+    views over the file, and only the rows set aside are stored; the quarantine is the same."""
+    world = tiny_world()
+    extra = pd.DataFrame({"transaction_id": ["t97", "t98", "t99"], "customer_id": ["ghost", "c1", "c2"],
+                          "purchased_at": ["2025-02-01", "2025-02-02", "2025-02-03"], "amount": [10.0, 0.0, 0.0]})
+    world["transactions"] = pd.concat([world["transactions"], extra], ignore_index=True)
+    from_csv = load(write_world(tmp_path / "csv", world), tmp_path / "q_csv")
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    for name in from_csv.present:
+        frame = from_csv.query(f"SELECT * FROM {name}")
+        if name == "transactions":  # the rows set aside as well
+            frame = from_csv.query("SELECT * EXCLUDE (source_row, quarantine_reason) FROM typed_transactions "
+                                   "ORDER BY source_row")
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    from_parquet = load(folder, tmp_path / "q_pq")
+    views = {row[0] for row in from_parquet.con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+    assert "typed_transactions" in views
+    assert from_parquet.quarantined == from_csv.quarantined and from_parquet.quarantined["transactions"] == 3
+    assert (tmp_path / "q_pq" / "transactions.csv").read_text() == (tmp_path / "q_csv" / "transactions.csv").read_text()
+    for name in from_csv.present:
+        pd.testing.assert_frame_equal(from_parquet.query(f"SELECT * FROM {name} ORDER BY ALL"),
+                                      from_csv.query(f"SELECT * FROM {name} ORDER BY ALL"))
+
+
+def test_tables_read_in_place_do_not_change_when_the_file_does(tmp_path):
+    """The view reads a copy in the engine's scratch folder: an export replacing the file
+    during the run cannot put unchecked rows into the stages."""
+    folder = typed_parquet_world(tmp_path / "pq")
+    tables = load(folder)
+    before = tables.query("SELECT * FROM transactions ORDER BY ALL")
+    frame = pd.read_parquet(folder / "transactions.parquet")
+    frame["amount"] = -1e12  # breaks the contract
+    frame.to_parquet(folder / "transactions.parquet", index=False)
+    pd.testing.assert_frame_equal(tables.query("SELECT * FROM transactions ORDER BY ALL"), before)
+    tables.close()
+
+
+def test_a_full_disk_while_copying_a_file_in_says_which_setting_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    folder = typed_parquet_world(tmp_path / "pq")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(DataError, match=r"The disk under .*engine \(data\.engine_dir.*\) is full"):
+        load_tables(folder, RUN_AT, None, work_dir=tmp_path / "engine")
+    assert list((tmp_path / "engine").iterdir()) == []
+
+
+def test_a_damaged_page_of_a_column_no_rule_reads_is_found_by_validation(tmp_path):
+    """A view over the file reads each column only when asked: validation still reads them all."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_world(tmp_path, tiny_world())
+    (tmp_path / "transactions.csv").unlink()
+    n = 20_000
+    table = pa.table({
+        "transaction_id": [f"t{i:06d}" for i in range(n)], "customer_id": ["c1"] * n,
+        "purchased_at": pa.array(np.full(n, 1_740_000_000_000_000, dtype="int64")).cast(pa.timestamp("us")),
+        "amount": np.ones(n), "category": [f"category {i}" for i in range(n)],
+    })
+    pq.write_table(table, tmp_path / "transactions.parquet", compression="snappy", use_dictionary=False)
+    start = pq.ParquetFile(tmp_path / "transactions.parquet").metadata.row_group(0).column(4).data_page_offset
+    damaged = bytearray((tmp_path / "transactions.parquet").read_bytes())
+    for i in range(start + 100, start + 500):
+        damaged[i] ^= 0x5A
+    (tmp_path / "transactions.parquet").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match=r"Table transactions: cannot read .*transactions\.parquet.*damaged"):
+        load_tables(tmp_path, RUN_AT, None)
+
+
+@pytest.mark.parametrize(("ids", "unique"), [
+    (["a1", "a2", None, "b"], True), (["a1", "a2", "a2", "b"], False), (["b", "a"], False), ([], True)])
+def test_keys_in_ascending_order_are_unique_without_counting(tmp_path, ids, unique):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.validation import ascending
+
+    pq.write_table(pa.table({"key": pa.array(ids, pa.string())}), tmp_path / "keys.parquet", row_group_size=2)
+    assert ascending(tmp_path / "keys.parquet", "key") is unique
+
+
+def test_a_repeated_key_among_ascending_ones_is_reported_from_parquet(tmp_path):
+    folder = typed_parquet_world(tmp_path / "pq")
+    frame = pd.read_parquet(folder / "transactions.parquet")
+    frame.loc[4, "transaction_id"] = frame.loc[3, "transaction_id"]  # t1 .. t4, t4, t6 ..
+    frame.to_parquet(folder / "transactions.parquet", index=False)
+    with pytest.raises(DataError, match=r"transactions\.transaction_id \[duplicate key\]: 1 row\(s\); "
+                                        r"e\.g\. transaction_id='t4' on rows \[4, 5\]"):
+        load(folder)
+
+
 def test_closing_the_tables_removes_the_engine_scratch_folder(tiny_dir, tmp_path):
     tables = load_tables(tiny_dir, RUN_AT, None, work_dir=tmp_path / "engine")
     scratch = Path(tables.scratch.name)
@@ -307,4 +407,31 @@ def test_the_engine_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
     alive.mkdir()
     tables = load_tables(tmp_path / "data", RUN_AT, None, work_dir=engines)
     assert not abandoned.exists() and alive.exists()
+    tables.close()
+
+
+def test_the_blank_test_trims_only_where_it_may_matter_and_agrees_with_trim():
+    import duckdb
+
+    from pipeline.validation import _blank
+
+    values = [None, "", " ", "\t", "\n", "\u3000", "\u3000a", "\u00a0", "a", " a", "a ", "~", "\x7f", "é", "!", "\x00"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (x VARCHAR)")
+    con.executemany("INSERT INTO v VALUES (?)", [[x] for x in values])
+    rows = con.execute(f"SELECT x, nullif(trim(x), '') IS NULL, {_blank('x')} FROM v").fetchall()
+    assert [fast for _, _, fast in rows] == [plain for _, plain, _ in rows]
+    assert sum(fast for _, _, fast in rows) == 5  # NULL, '', ' ', and the two spaces trim removes
+
+
+def test_tables_read_in_place_can_be_stored_in_the_engine_for_a_stack(tmp_path):
+    tables = load(typed_parquet_world(tmp_path / "pq"))
+    before = {name: tables.query(f"SELECT * FROM {name} ORDER BY ALL") for name in tables.present}
+    assert tables.in_place == tables.present
+    tables.store()
+    assert tables.in_place == frozenset()
+    stored = {row[0] for row in tables.con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {f"stored_{name}" for name in tables.present} <= stored
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(tables.query(f"SELECT * FROM {name} ORDER BY ALL"), frame)
     tables.close()
