@@ -4,7 +4,8 @@ Stages run in catalogue order (features/catalog.py); a stage whose table is abse
 skipped and says so. Large spines are built in batches of whole customers
 (`features.batch_rows`; their progress is logged), each written into one preallocated
 column per feature, so that neither the engine nor Python holds more than one batch of
-intermediate results."""
+intermediate results. While the columns are filled, the engine keeps to its budget less
+their size (Tables.memory_shared_with): the two share `data.engine_memory_gb`."""
 
 from __future__ import annotations
 
@@ -41,17 +42,19 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
-    for start, stop in progress(batches, len(batches), "features", "batches", rows=lambda batch: batch[1] - batch[0]):
-        rows = frame.iloc[start:stop]
-        for stage in stages:
-            started = time.perf_counter()
-            part = stage.build(tables, rows, cfg)
-            for name in part.columns.drop(KEYS):
-                if name in numeric:
-                    numeric[name][start:stop] = pd.to_numeric(part[name]).to_numpy(dtype=FEATURE_DTYPE, na_value=np.nan)
-                else:
-                    text[name].append(part[name].astype("str"))
-            seconds[stage.name] += time.perf_counter() - started
+    with tables.memory_shared_with(sum(column.nbytes for column in numeric.values()) / 2**30):
+        for start, stop in progress(batches, len(batches), "features", "batches", rows=lambda b: b[1] - b[0]):
+            rows = frame.iloc[start:stop]
+            for stage in stages:
+                started = time.perf_counter()
+                part = stage.build(tables, rows, cfg)
+                for name in part.columns.drop(KEYS):
+                    if name in numeric:
+                        numeric[name][start:stop] = pd.to_numeric(part[name]).to_numpy(dtype=FEATURE_DTYPE,
+                                                                                        na_value=np.nan)
+                    else:
+                        text[name].append(part[name].astype("str"))
+                seconds[stage.name] += time.perf_counter() - started
     for stage in stages:
         log.info("stage %-16s %3d features for %s rows in %.1fs", stage.name, len(stage.catalog(cfg)),
                  f"{len(frame):,}", seconds[stage.name])
@@ -80,3 +83,8 @@ def customer_batches(frame: pd.DataFrame, batch_rows: int) -> Iterator[tuple[int
                 stop += 1
         yield start, stop
         start = stop
+
+
+def held_gb(frame: pd.DataFrame) -> float:
+    """The memory a finished frame's columns hold, for `Tables.memory_shared_with`."""
+    return frame.memory_usage(index=False).sum() / 2**30

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.frame import build_features
+from features.frame import build_features, held_gb
 from features.population import (
     build_active_spine,
     build_churn_labels,
@@ -130,7 +130,7 @@ def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) ->
     if spine.empty:
         raise DataError(f"No active customers at any training cutoff {cutoffs}: is the data too short?")
     frame = build_features(tables, spine, cfg.features)  # logs each stage
-    with stage("churn and CLV labels"):
+    with stage("churn and CLV labels"), tables.memory_shared_with(held_gb(frame)):
         frame["is_churned"] = build_churn_labels(tables, frame, cfg.churn).to_numpy()
         frame["future_revenue"] = build_clv_labels(tables, frame, cfg.clv.horizon_days).to_numpy()
     return frame

@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,12 @@ class SparkTables:
         for view in self.session.catalog.listTables():
             if view.isTemporary:
                 self.session.catalog.dropTempView(view.name)
+
+    @contextmanager
+    def memory_shared_with(self, held_gb: float) -> Iterator[None]:
+        """As Tables.memory_shared_with; here a no-op: the frame is held by the driver, and
+        the executors' memory (data.spark settings) is not shared with it."""
+        yield
 
     @property
     def present(self) -> frozenset[str]:

@@ -435,3 +435,67 @@ def test_tables_read_in_place_can_be_stored_in_the_engine_for_a_stack(tmp_path):
     for name, frame in before.items():
         pd.testing.assert_frame_equal(tables.query(f"SELECT * FROM {name} ORDER BY ALL"), frame)
     tables.close()
+
+
+def _limit_as_set(gb: float) -> str:
+    """DuckDB's own display of a memory limit of `gb` (it shows GiB, rounded)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{gb:.3f}GB'")
+    return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+
+def test_the_engine_shares_its_budget_with_a_frame_python_holds(tiny_dir, tmp_path):
+    from pipeline.tables import SMALLEST_ENGINE_GB
+
+    tables = load_tables(tiny_dir, RUN_AT, None, memory_limit_gb=3.0, work_dir=tmp_path / "engine")
+
+    def limit() -> str:
+        return tables.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    assert limit() == _limit_as_set(3.0)
+    with tables.memory_shared_with(0.75):
+        assert limit() == _limit_as_set(2.25)
+    assert limit() == _limit_as_set(3.0)
+    with tables.memory_shared_with(2.9):  # never starved below the floor
+        assert limit() == _limit_as_set(SMALLEST_ENGINE_GB)
+    with pytest.raises(RuntimeError), tables.memory_shared_with(1.0):
+        raise RuntimeError("a stage failed")
+    assert limit() == _limit_as_set(3.0)  # restored whatever happened inside
+    tables.close()
+
+
+def test_feature_stages_run_within_the_budget_less_the_frame_they_fill(tiny_dir, tmp_path):
+    """build_features shares the engine's budget with the feature columns it preallocates,
+    for every stage query it runs."""
+    from contextlib import contextmanager
+
+    from features.feature import FEATURE_DTYPE
+    from features.frame import build_features
+    from features.population import build_active_spine
+    from pipeline.config import ChurnConfig, FeaturesConfig
+
+    tables = load_tables(tiny_dir, RUN_AT, None, work_dir=tmp_path / "engine")
+    spine = build_active_spine(tables, [pd.Timestamp("2025-06-01").date()], ChurnConfig())
+    held, inside, queries = [], [], []
+    shared, query_with = tables.memory_shared_with, tables.query_with
+
+    @contextmanager
+    def noting_what_is_held(gb):
+        held.append(gb)
+        with shared(gb):
+            inside.append(gb)
+            yield
+            inside.pop()
+
+    def noting_the_budget(*args, **kwargs):
+        queries.append(bool(inside))
+        return query_with(*args, **kwargs)
+
+    tables.memory_shared_with, tables.query_with = noting_what_is_held, noting_the_budget
+    frame = build_features(tables, spine, FeaturesConfig())
+    numeric = sum(1 for c in frame.columns if frame[c].dtype == FEATURE_DTYPE)
+    assert held == [pytest.approx(len(frame) * numeric * 4 / 2**30)] and held[0] > 0
+    assert queries and all(queries)  # every stage query ran while the frame's size was set aside
+    tables.close()
