@@ -103,6 +103,7 @@ bench: setup ## Scale benchmarks, not part of the tests (1M customers, Spark bes
 	$(VENV)/bin/python tests/benchmarks/bench_features.py --customers 1000000 --out $(BENCH_DIR)/features --keep
 	$(VENV)/bin/python tests/benchmarks/bench_scoring.py --customers 1000000 --out $(BENCH_DIR)/features --keep
 	$(VENV)/bin/python tests/benchmarks/bench_growth.py --customers 100000 --customers 300000 --customers 1000000 --out $(BENCH_DIR)/features
+	$(VENV)/bin/python tests/benchmarks/bench_validation.py --world $(BENCH_DIR)/features/1000000/world --json $(BENCH_DIR)/features/validation.json
 	$(VENV)/bin/python tests/benchmarks/bench_spark.py --customers 100000 --out $(BENCH_DIR)/features
 	$(VENV)/bin/python tests/benchmarks/bench_spark.py --customers 1000000 --out $(BENCH_DIR)/features --steps duckdb_one,spark_one,duckdb_score,spark_score
 	$(VENV)/bin/python tests/benchmarks/spark_online_retail.py --out $(BENCH_DIR)/online_retail_spark/$$(date +%Y%m%d-%H%M%S)
