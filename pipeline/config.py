@@ -58,7 +58,8 @@ class DataConfig(Section):
     quarantine_dir: Path = Path("outputs/quarantine")
     # The embedded engine (DuckDB) keeps the validated tables in a scratch database file
     # under engine_dir (default: the system's temporary folder) and spills there beyond
-    # engine_memory_gb, instead of growing past it.
+    # engine_memory_gb, instead of growing past it. While a feature frame is filled, the
+    # engine keeps to this less the frame's size (at least 1 GB): the two share it.
     engine_memory_gb: Annotated[float, Field(gt=0.1, le=1024)] = 3.0
     engine_dir: Path | None = None
     # Scoring stops when the newest transaction is more than this many days before the
