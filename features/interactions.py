@@ -87,41 +87,61 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
 
     As in the RFM stage, every figure is a running sum of buckets (`cutoff_calendar_sql`):
     a cutoff adds up its customer's buckets up to itself, a windowed count only those
-    still in the window, and no event meets a cutoff."""
-    _, _, per_channel = _channel_columns(cfg)
+    still in the window, and no event meets a cutoff. The channels are pivoted into
+    columns of the buckets before they meet the cutoffs: one row per customer and bucket
+    is joined to the cutoffs, not one per channel."""
     spans = window_spans(cfg.windows, cfg.trend_days)
     cutoff, t = "s.cutoff_date", cfg.trend_days
-    windowed = "".join(f",\n               {_events_where(counted_at(w, cutoff))} AS events_{w}d" for w in cfg.windows)
     sql = f"""
     WITH calendar AS ({cutoff_calendar_sql(EVENTS, spans)}),
-    buckets AS (
+    channel_buckets AS (
         SELECT e.customer_id, e.channel, {bucket_keys(spans)}, count(*) AS events, max(e.occurred_at) AS last_at
         FROM ({EVENTS}) AS e JOIN calendar AS f ON f.day = e.day
         GROUP BY e.customer_id, e.channel, {bucket_keys(spans)}
     ),
-    by_channel AS (
-        -- one row per customer, cutoff and channel as written in the data: channel names
-        -- are then compared on these few rows, not on every event
-        SELECT s.customer_id, s.cutoff_date, b.channel, sum(b.events) AS events_total,
-               {day_diff('max(b.last_at)', cutoff)} AS days_since_last{windowed},
-               {_events_where(counted_at(t, cutoff))} AS recent,
-               {_events_where(f"{counted_at(2 * t, cutoff)} AND {aged_past(t, cutoff)}")} AS earlier
-        FROM spine AS s JOIN buckets AS b
-          ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
-        GROUP BY s.customer_id, s.cutoff_date, b.channel
+    buckets AS (
+        -- channel names are compared on these few rows (a customer's channels as written in
+        -- the data, per bucket), neither on every event nor at every cutoff
+        SELECT customer_id, {bucket_keys(spans, "c")}, sum(events) AS interactions, max(last_at) AS last_at,
+            {_pivoted_channels(cfg)}
+        FROM channel_buckets AS c
+        GROUP BY customer_id, {bucket_keys(spans, "c")}
     )
-    SELECT customer_id, cutoff_date, {", ".join(per_channel)},
-        min(days_since_last) AS days_since_last_interaction,
-        sum(events_total) AS interactions_total,
-        CAST(sum(recent) + 1.0 AS DOUBLE) / (sum(earlier) + 1.0) AS engagement_trend
-    FROM by_channel GROUP BY customer_id, cutoff_date
+    SELECT s.customer_id, s.cutoff_date, {_channel_sums(cfg)},
+        {day_diff('max(b.last_at)', cutoff)} AS days_since_last_interaction,
+        sum(b.interactions) AS interactions_total,
+        CAST({_events_where("interactions", counted_at(t, cutoff))} + 1.0 AS DOUBLE)
+            / ({_events_where("interactions", f"{counted_at(2 * t, cutoff)} AND {aged_past(t, cutoff)}")} + 1.0)
+            AS engagement_trend
+    FROM spine AS s JOIN buckets AS b
+      ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
+    GROUP BY s.customer_id, s.cutoff_date
     """
     return sql, _channel_params(cfg) | span_params(spans)
 
 
-def _events_where(window: str) -> str:
-    """The events of the buckets joined to a spine row that `window` keeps (0 when none)."""
-    return f"coalesce(sum(b.events) FILTER (WHERE {window}), 0)"
+def _pivoted_channels(cfg: FeaturesConfig) -> str:
+    """Per configured channel, a bucket's events and latest event on it (NULL: none)."""
+    columns = []
+    for i, ch in enumerate(cfg.channels):
+        on_channel = f"FILTER (WHERE lower(channel) = $ch{i})"
+        columns += [f"sum(events) {on_channel} AS {ch}_events", f"max(last_at) {on_channel} AS {ch}_last_at"]
+    return ",\n            ".join(columns)
+
+
+def _channel_sums(cfg: FeaturesConfig) -> str:
+    """The per-channel features of a spine row, from its buckets' pivoted channel columns."""
+    columns = []
+    for ch in cfg.channels:
+        columns += [f"{_events_where(f'{ch}_events', counted_at(w, 's.cutoff_date'))} AS {ch}_interactions_{w}d"
+                    for w in cfg.windows]
+        columns.append(f"{day_diff(f'max(b.{ch}_last_at)', 's.cutoff_date')} AS days_since_last_{ch}_interaction")
+    return ",\n        ".join(columns)
+
+
+def _events_where(column: str, window: str) -> str:
+    """The sum of a bucket column over the buckets joined to a spine row that `window` keeps (0 when none)."""
+    return f"coalesce(sum(b.{column}) FILTER (WHERE {window}), 0)"
 
 
 def _channel_columns(cfg: FeaturesConfig) -> tuple[dict, str, list[str]]:
