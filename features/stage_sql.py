@@ -47,7 +47,8 @@ def events_sql(table: str, time: str, columns: str) -> str:
 
 def window_spans(windows: list[int], trend_days: int) -> list[int]:
     """The window lengths in days a stage's stack counts over: its windows and the trend's
-    two ([0, t) and [0, 2t): the earlier period [t, 2t) is their difference)."""
+    two, [0, t) and [0, 2t) (the earlier period [t, 2t) is what the second holds and the
+    first no longer does: `aged_past`)."""
     return sorted({*windows, trend_days, 2 * trend_days})
 
 
