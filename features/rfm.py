@@ -8,7 +8,18 @@ from __future__ import annotations
 import pandas as pd
 
 from features.feature import Feature
-from features.stage_sql import day_diff, events_sql, first_cutoff_after_sql, plan_for, run_stage_query
+from features.stage_sql import (
+    aged_past,
+    bucket_keys,
+    counted_at,
+    cutoff_calendar_sql,
+    day_diff,
+    events_sql,
+    plan_for,
+    run_stage_query,
+    span_params,
+    window_spans,
+)
 from pipeline.config import FeaturesConfig
 from pipeline.contract import MONEY
 from pipeline.tables import Tables
@@ -99,17 +110,16 @@ def stage_query(cfg: FeaturesConfig) -> tuple[str, dict]:
 def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     """The same features for a spine of many cutoffs (a training stack), and its parameters.
 
-    A training stack asks for many cutoffs at once. Totals over all time are running sums:
-    each event lands in the bucket of the first cutoff after it, and a cutoff adds up its
-    customer's buckets up to itself. Only the windowed counts join events to cutoffs, and
-    only within the longest window."""
-    params, windowed = _windowed_columns(cfg)
-    params["longest"] = max(*cfg.windows, 2 * cfg.trend_days)
-    recent_columns = ", ".join(f"recent.purchases_{w}d, recent.revenue_{w}d" for w in cfg.windows)
+    A training stack asks for many cutoffs at once. Every figure is a running sum of
+    buckets: each event lands in the bucket of the first cutoff after it and of the last
+    cutoff each window holds it for (`cutoff_calendar_sql`), and a cutoff adds up its
+    customer's buckets up to itself, a windowed figure only those still in the window. No
+    event meets a cutoff: events x cutoffs would be the largest join of a stack."""
+    spans = window_spans(cfg.windows, cfg.trend_days)
     sql = f"""
-    WITH first_cutoff_after AS ({first_cutoff_after_sql(EVENTS)}),
+    WITH calendar AS ({cutoff_calendar_sql(EVENTS, spans)}),
     buckets AS (
-        SELECT e.customer_id, f.first_cutoff,
+        SELECT e.customer_id, {bucket_keys(spans)},
             max(e.purchased_at) FILTER (WHERE e.is_purchase) AS last_purchase_at,
             min(e.purchased_at) FILTER (WHERE e.is_purchase) AS first_purchase_at,
             count(*) FILTER (WHERE e.is_purchase) AS purchases,
@@ -118,13 +128,14 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
             sum(CAST(e.discount_amount AS {MONEY})) FILTER (WHERE e.is_purchase) AS discounted,
             count(*) FILTER (WHERE NOT e.is_purchase) AS refunds,
             -sum(CAST(e.amount AS {MONEY})) FILTER (WHERE NOT e.is_purchase) AS refunded
-        FROM ({EVENTS}) AS e JOIN first_cutoff_after AS f ON f.day = e.day
-        GROUP BY e.customer_id, f.first_cutoff
+        FROM ({EVENTS}) AS e JOIN calendar AS f ON f.day = e.day
+        GROUP BY e.customer_id, {bucket_keys(spans)}
     ),
     totals AS (
         SELECT s.customer_id, s.cutoff_date,
             {day_diff('max(b.last_purchase_at)', 's.cutoff_date')} AS days_since_last_purchase,
             {day_diff('min(b.first_purchase_at)', 's.cutoff_date')} AS days_since_first_purchase,
+            {_windowed_sums(cfg)},
             sum(b.purchases) AS purchases_total,
             sum(b.revenue) AS revenue_total,
             CAST(sum(b.purchased) AS DOUBLE) / nullif(sum(b.purchases), 0) AS average_order_value,
@@ -136,19 +147,9 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     ),
-    recent AS (
-        -- each event meets only the cutoffs whose longest window holds it
-        SELECT customer_id, cutoff_date, {windowed}
-        FROM (SELECT s.customer_id, s.cutoff_date, CAST(e.amount AS {MONEY}) AS amount, e.is_purchase,
-                     {day_diff('e.purchased_at', 's.cutoff_date')} AS age_days
-              FROM spine AS s JOIN ({EVENTS}) AS e
-                ON e.customer_id = s.customer_id AND e.purchased_at < s.cutoff_date
-               AND {day_diff('e.purchased_at', 's.cutoff_date')} < $longest) AS h
-        GROUP BY customer_id, cutoff_date
-    ),
     gap_buckets AS (
         SELECT g.customer_id, f.first_cutoff, {_GAP_SUMS}
-        FROM ({purchase_gaps_sql(EVENTS)}) AS g JOIN first_cutoff_after AS f ON f.day = g.day
+        FROM ({purchase_gaps_sql(EVENTS)}) AS g JOIN calendar AS f ON f.day = g.day
         GROUP BY g.customer_id, f.first_cutoff
     ),
     gaps AS (
@@ -161,7 +162,7 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
     category_buckets AS (
         -- each category counts once, in the bucket of the day it was first bought
         SELECT b.customer_id, f.first_cutoff, count(*) AS new_categories
-        FROM ({first_bought_sql(EVENTS)}) AS b JOIN first_cutoff_after AS f ON f.day = b.day
+        FROM ({first_bought_sql(EVENTS)}) AS b JOIN calendar AS f ON f.day = b.day
         GROUP BY b.customer_id, f.first_cutoff
     ),
     categories AS (
@@ -170,15 +171,33 @@ def stack_query(cfg: FeaturesConfig) -> tuple[str, dict]:
           ON b.customer_id = s.customer_id AND b.first_cutoff <= s.cutoff_date
         GROUP BY s.customer_id, s.cutoff_date
     )
-    SELECT totals.*, {recent_columns}, gaps.purchase_days AS purchase_days_total, categories.distinct_categories,
+    SELECT totals.*, gaps.purchase_days AS purchase_days_total, categories.distinct_categories,
         {_ratios("gaps.gap_sum", "gaps.gap_count", "gaps.gap_squares")}
     FROM totals
-    LEFT JOIN recent ON recent.customer_id = totals.customer_id AND recent.cutoff_date = totals.cutoff_date
     LEFT JOIN gaps ON gaps.customer_id = totals.customer_id AND gaps.cutoff_date = totals.cutoff_date
     LEFT JOIN categories
       ON categories.customer_id = totals.customer_id AND categories.cutoff_date = totals.cutoff_date
     """
-    return sql, params
+    return sql, span_params(spans)
+
+
+def _windowed_sums(cfg: FeaturesConfig) -> str:
+    """The stack's windowed figures, from the buckets joined to a spine row (the same
+    figures as `_windowed_columns`, as exact sums of the buckets still in each window)."""
+    def purchases(window: str) -> str:
+        return f"coalesce(sum(b.purchases) FILTER (WHERE {window}), 0)"
+
+    cutoff, t = "s.cutoff_date", cfg.trend_days
+    windowed = [
+        f"{purchases(counted_at(w, cutoff))} AS purchases_{w}d,\n"
+        f"coalesce(sum(b.revenue) FILTER (WHERE {counted_at(w, cutoff)}), 0) AS revenue_{w}d"
+        for w in cfg.windows
+    ]
+    windowed += [
+        f"{purchases(counted_at(t, cutoff))} AS recent_purchases",
+        f"{purchases(f'{counted_at(2 * t, cutoff)} AND {aged_past(t, cutoff)}')} AS earlier_purchases",
+    ]
+    return ",\n".join(windowed)
 
 
 # --- pieces shared by both plans -------------------------------------------------------

@@ -45,16 +45,57 @@ def events_sql(table: str, time: str, columns: str) -> str:
     """
 
 
-def first_cutoff_after_sql(events: str) -> str:
-    """For stages that build many cutoffs at once: the bucket of each event day is the first
-    spine cutoff after it. A figure over all time is then a running sum (a cutoff adds up
-    its customer's buckets up to itself) instead of a join of every event to every later cutoff."""
+def window_spans(windows: list[int], trend_days: int) -> list[int]:
+    """The window lengths in days a stage's stack counts over: its windows and the trend's
+    two, [0, t) and [0, 2t) (the earlier period [t, 2t) is what the second holds and the
+    first no longer does: `aged_past`)."""
+    return sorted({*windows, trend_days, 2 * trend_days})
+
+
+def span_params(spans: list[int]) -> dict:
+    """The window lengths as parameters of the calendar (never pasted into the SQL)."""
+    return {f"span{days}": days for days in spans}
+
+
+def cutoff_calendar_sql(events: str, spans: list[int]) -> str:
+    """For stages that build many cutoffs at once: for each event day, its bucket, the first
+    spine cutoff after it, and for each window of `spans` (parameters `span_params`) the last
+    cutoff whose window still holds it (`last_cutoff_{days}d`: cutoff - day < days; NULL when
+    even the first cutoff is too late). Cutoffs that see a day form one run in the sorted
+    cutoffs, so whatever the spacing of the cutoffs, a day counts in window w at cutoff c
+    exactly when first_cutoff <= c <= last_cutoff_w (`counted_at`).
+
+    A figure over all time is then a running sum (a cutoff adds up its customer's buckets up
+    to itself) instead of a join of every event to every later cutoff, and a windowed figure
+    is the same running sum over the buckets whose run still holds the cutoff. Only a few
+    thousand days meet the few cutoffs here, never the events."""
+    age = day_diff("d.day", "c.cutoff_date")
+    last = "".join(f",\n            max(c.cutoff_date) FILTER (WHERE {age} < $span{days}) AS last_cutoff_{days}d"
+                   for days in spans)
     return f"""
-        SELECT d.day, min(c.cutoff_date) AS first_cutoff
+        SELECT d.day, min(c.cutoff_date) AS first_cutoff{last}
         FROM (SELECT DISTINCT day FROM ({events}) AS e) AS d
         JOIN (SELECT DISTINCT cutoff_date FROM spine) AS c ON c.cutoff_date > d.day
         GROUP BY d.day
     """
+
+
+def bucket_keys(spans: list[int], calendar: str = "f") -> str:
+    """The calendar columns a stack groups its buckets by: events of one customer share a
+    bucket when they enter and leave every window at the same cutoffs."""
+    return ", ".join([f"{calendar}.first_cutoff", *(f"{calendar}.last_cutoff_{days}d" for days in spans)])
+
+
+def counted_at(days: int, cutoff: str, bucket: str = "b") -> str:
+    """Whether a bucket joined to `cutoff` (first_cutoff <= cutoff) is still in its window of `days`."""
+    return f"{bucket}.last_cutoff_{days}d >= {cutoff}"
+
+
+def aged_past(days: int, cutoff: str, bucket: str = "b") -> str:
+    """Whether a bucket joined to `cutoff` is `days` old or more there (out of that window):
+    with `counted_at` of a longer window, a period such as the trend's earlier [t, 2t) is a
+    filtered sum of counts, never a difference of two (which no lint can prove >= 0)."""
+    return f"coalesce({bucket}.last_cutoff_{days}d < {cutoff}, TRUE)"
 
 
 def plan_for(spine: pd.DataFrame, one_cutoff: Callable, stack: Callable) -> Callable:
