@@ -29,8 +29,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,13 +39,15 @@ sys.path.insert(0, str(ROOT))  # this checkout's code, before any installed (edi
 
 import duckdb  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_features import code_version, cpu_seconds, duckdb_rfm, peak_gb  # noqa: E402
+
 from features.model_input import features_at  # noqa: E402
 from features.population import latest_complete_cutoff  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.tables import load_tables  # noqa: E402
 
 GOAL_RATIO, GOAL_PEAK_GB = 5.0, 4.0
-RFM_CUTOFF = dt.datetime(2025, 10, 1)  # bench_features.CUTOFF
 
 
 def main() -> None:
@@ -94,27 +94,6 @@ def measure(world: Path, out: Path, memory_gb: float) -> dict:
     return result
 
 
-def duckdb_rfm(world: Path):
-    """Recency, frequency and monetary value per customer, straight from the Parquet file (the
-    same query as bench_features.duckdb_rfm, in a fresh in-memory engine)."""
-    con = duckdb.connect()
-    sql = """
-    SELECT customer_id,
-        date_diff('day', max(purchased_at) FILTER (WHERE amount > 0), $cutoff) AS recency_days,
-        count(*) FILTER (WHERE amount > 0) AS frequency,
-        sum(amount) AS monetary,
-        count(*) FILTER (WHERE amount > 0 AND purchased_at >= $cutoff - INTERVAL 90 DAY) AS frequency_90d,
-        sum(amount) FILTER (WHERE purchased_at >= $cutoff - INTERVAL 90 DAY) AS monetary_90d
-    FROM read_parquet($path)
-    WHERE purchased_at < $cutoff
-    GROUP BY customer_id
-    """
-    try:
-        return con.execute(sql, {"cutoff": RFM_CUTOFF, "path": str(world / "transactions.parquet")}).df()
-    finally:
-        con.close()
-
-
 class StageSeconds(logging.Handler):
     """The seconds of each feature stage, as features/frame.py logs them."""
 
@@ -132,23 +111,6 @@ def timed(step):
     wall, cpu = time.perf_counter(), cpu_seconds()
     value = step()
     return value, {"seconds": time.perf_counter() - wall, "cpu_seconds": cpu_seconds() - cpu}
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
-
-
-def code_version() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def report(result: dict) -> None:
