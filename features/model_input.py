@@ -114,7 +114,7 @@ def all_cutoffs(plans) -> list[dt.date]:
 def build_training_frame(tables: Tables, cfg: Config, cutoffs: list[dt.date]) -> pd.DataFrame:
     """Features of every active customer at every cutoff, with both labels (a label is
     missing where its window is not complete)."""
-    if isinstance(tables, Tables) and tables.in_place:  # DuckDB: the stack reads each table many times over
+    if tables.in_place:  # the stack reads each table many times over
         with stage("tables read in place, into the engine") as info:
             info["tables"] = ", ".join(sorted(tables.in_place))
             tables.store()

@@ -67,6 +67,7 @@ class SparkTables:
     row_counts: dict[str, int]
     quarantined: dict[str, int]
     stored: list = field(default_factory=list, repr=False)  # the persisted (cached) frames
+    in_place: frozenset[str] = frozenset()  # as Tables.in_place: Spark caches every table it validates
 
     def close(self) -> None:
         """Release the cached tables and drop the views (the Spark context stays, for reuse)."""
