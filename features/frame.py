@@ -38,11 +38,15 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
         else:
             log.info("stage %-16s skipped: no %s table", stage.name, stage.table)
     features = [feature for stage in stages for feature in stage.features(cfg)]
-    numeric = {f.name: np.full(len(frame), np.nan, dtype=FEATURE_DTYPE) for f in features if f.kind == "numeric"}
+    numeric_names = [f.name for f in features if f.kind == "numeric"]
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
-    with tables.memory_shared_with(sum(column.nbytes for column in numeric.values()) / 2**30):
+    held_gb = len(frame) * len(numeric_names) * np.dtype(FEATURE_DTYPE).itemsize / 2**30
+    # the engine gives up its share first: the pages it still holds (the tables just stored,
+    # the spine's query) and the new columns would otherwise be in memory together
+    with tables.memory_shared_with(held_gb):
+        numeric = preallocated(numeric_names, len(frame))
         for start, stop in progress(batches, len(batches), "features", "batches", rows=lambda b: b[1] - b[0]):
             rows = frame.iloc[start:stop]
             for stage in stages:
@@ -61,6 +65,11 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     columns = {f.name: numeric[f.name] if f.name in numeric else _joined(text[f.name]) for f in features}
     # the feature arrays become the frame's columns as they are: no copy of the whole frame
     return pd.concat([frame, pd.DataFrame(columns, copy=False)], axis=1)
+
+
+def preallocated(names: list[str], rows: int) -> dict[str, np.ndarray]:
+    """One FEATURE_DTYPE column of `rows` NaN (missing) per numeric feature, filled batch by batch."""
+    return {name: np.full(rows, np.nan, dtype=FEATURE_DTYPE) for name in names}
 
 
 def _joined(parts: list[pd.Series]) -> pd.Series:

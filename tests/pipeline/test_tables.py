@@ -466,13 +466,14 @@ def test_the_engine_shares_its_budget_with_a_frame_python_holds(tiny_dir, tmp_pa
     tables.close()
 
 
-def test_feature_stages_run_within_the_budget_less_the_frame_they_fill(tiny_dir, tmp_path):
+def test_feature_stages_run_within_the_budget_less_the_frame_they_fill(tiny_dir, tmp_path, monkeypatch):
     """build_features shares the engine's budget with the feature columns it preallocates,
-    for every stage query it runs."""
+    from before it allocates them and for every stage query it runs."""
     from contextlib import contextmanager
 
+    from features import frame as frame_module
     from features.feature import FEATURE_DTYPE
-    from features.frame import build_features
+    from features.frame import build_features, preallocated
     from features.population import build_active_spine
     from pipeline.config import ChurnConfig, FeaturesConfig
 
@@ -493,9 +494,17 @@ def test_feature_stages_run_within_the_budget_less_the_frame_they_fill(tiny_dir,
         queries.append(bool(inside))
         return query_with(*args, **kwargs)
 
+    allocated = []
+
+    def noting_when_allocated(names, rows):
+        allocated.append(bool(inside))
+        return preallocated(names, rows)
+
     tables.memory_shared_with, tables.query_with = noting_what_is_held, noting_the_budget
+    monkeypatch.setattr(frame_module, "preallocated", noting_when_allocated)
     frame = build_features(tables, spine, FeaturesConfig())
     numeric = sum(1 for c in frame.columns if frame[c].dtype == FEATURE_DTYPE)
     assert held == [pytest.approx(len(frame) * numeric * 4 / 2**30)] and held[0] > 0
     assert queries and all(queries)  # every stage query ran while the frame's size was set aside
+    assert allocated == [True]  # the engine's share was lowered before the columns took the memory
     tables.close()
