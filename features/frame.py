@@ -30,7 +30,10 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     stage whose table is present. Numeric features are FEATURE_DTYPE (float32) with NaN for
     missing; categorical features stay plain text (missing: NaN), as a client of the logged
     model would send them; the model turns them into categories."""
-    frame = spine[KEYS].sort_values(KEYS, kind="stable").reset_index(drop=True)
+    frame = spine[KEYS]
+    if not pd.MultiIndex.from_frame(frame).is_monotonic_increasing:  # in order, the keys are shared, not copied
+        frame = frame.sort_values(KEYS, kind="stable")
+    frame = frame.reset_index(drop=True)
     stages = []
     for stage in STAGES:
         if tables.has(stage.table):

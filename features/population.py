@@ -139,7 +139,9 @@ def build_active_spine(tables: Tables, cutoffs: list[dt.date], churn: ChurnConfi
     else:
         _require_subscriptions(tables)
         sql, params = ACTIVE_BY_SUBSCRIPTION_SQL, {}
-    ordered = f"SELECT * FROM ({sql}) AS active ORDER BY cutoff_date, customer_id"  # the engine sorts faster
+    # in the feature frame's order (features/frame.py), which then shares the spine's keys;
+    # the engine sorts faster than pandas
+    ordered = f"SELECT * FROM ({sql}) AS active ORDER BY customer_id, cutoff_date"
     return tables.query_with("cutoffs", cutoff_table(cutoffs), ordered, params)
 
 
