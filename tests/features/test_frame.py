@@ -27,6 +27,22 @@ def test_batches_cover_every_row_once_and_never_split_a_customer():
     assert list(customer_batches(frame, batch_rows=100)) == [(0, 7)]
 
 
+def test_a_spine_in_key_order_shares_its_keys_and_any_other_order_is_sorted(tmp_path):
+    """The active spine comes ordered by customer and cutoff, so the frame reuses its key
+    columns (a 12-cutoff stack of 1M customers saves a copy of 6M keys); a spine in any
+    other order gives the same frame, sorted."""
+    import numpy as np
+
+    tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
+    spine = build_active_spine(tables, CUTOFFS, ChurnConfig())
+    assert pd.MultiIndex.from_frame(spine[KEYS]).is_monotonic_increasing
+    frame = build_features(tables, spine, FeaturesConfig())
+    assert np.shares_memory(frame["cutoff_date"].to_numpy(), spine["cutoff_date"].to_numpy())
+    shuffled = spine.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert not pd.MultiIndex.from_frame(shuffled[KEYS]).is_monotonic_increasing
+    pd.testing.assert_frame_equal(build_features(tables, shuffled, FeaturesConfig()), frame)
+
+
 def test_features_built_in_small_batches_equal_one_batch(tmp_path):
     tables = load_tables(write_world(tmp_path / "data", tiny_world()), RUN_AT, None)
     spine = build_active_spine(tables, CUTOFFS, ChurnConfig())
