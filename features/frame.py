@@ -45,10 +45,10 @@ def build_features(tables: Tables, spine: pd.DataFrame, cfg: FeaturesConfig) -> 
     text: dict[str, list[pd.Series]] = {f.name: [] for f in features if f.kind == "categorical"}
     seconds = dict.fromkeys((stage.name for stage in stages), 0.0)
     batches = list(customer_batches(frame, cfg.batch_rows))
-    held_gb = len(frame) * len(numeric_names) * np.dtype(FEATURE_DTYPE).itemsize / 2**30
+    columns_gb = len(frame) * len(numeric_names) * np.dtype(FEATURE_DTYPE).itemsize / 2**30
     # the engine gives up its share first: the pages it still holds (the tables just stored,
     # the spine's query) and the new columns would otherwise be in memory together
-    with tables.memory_shared_with(held_gb):
+    with tables.memory_shared_with(columns_gb):
         numeric = preallocated(numeric_names, len(frame))
         for start, stop in progress(batches, len(batches), "features", "batches", rows=lambda b: b[1] - b[0]):
             rows = frame.iloc[start:stop]
