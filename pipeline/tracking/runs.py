@@ -67,19 +67,25 @@ def tracked_run(cfg: TrackingConfig, run_name: str, signals=(signal.SIGINT, sign
         except (Interrupted, KeyboardInterrupt) as exc:
             errors.signal_handled()
             signum = getattr(exc, "signum", signal.SIGINT)
-            _end_run("KILLED", failing=True)
+            _end_run(run.info.run_id, "KILLED", failing=True)
             raise Interrupted(f"{str(exc) or 'Stopped by SIGINT.'} The MLflow run {run.info.run_id} is marked "
                               "KILLED.", signum) from None
         except BaseException:
-            _end_run("FAILED", failing=True)
+            _end_run(run.info.run_id, "FAILED", failing=True)
             raise
-        _end_run("FINISHED")
+        _end_run(run.info.run_id, "FINISHED")
 
 
-def _end_run(status: str, failing: bool = False) -> None:
+def _end_run(run_id: str, status: str, failing: bool = False) -> None:
+    """End run `run_id` with `status`, and any child run still open above it: a signal can
+    land inside a child's start or end, where its `with` block cannot close it, and
+    mlflow.end_run ends only the innermost run."""
     with errors.deferred_signals():
         try:
-            mlflow.end_run(status)
+            while (active := mlflow.active_run()) is not None:
+                mlflow.end_run(status)
+                if active.info.run_id == run_id:
+                    break
         except Exception as exc:  # noqa: BLE001 - the store may be what failed; keep the first error
             if not failing:
                 raise

@@ -310,6 +310,21 @@ def test_an_exception_ends_the_run_failed_and_a_signal_ends_it_killed(tmp_path):
     assert status_of(tmp_path / "mlflow.db", run.info.run_id) == "KILLED"
 
 
+def test_a_signal_while_a_child_run_is_open_ends_the_parent_killed_as_well(tmp_path):
+    """A signal inside a child run's start (or end) leaves the child open with no `with`
+    block to close it; the run the message names must still end KILLED, not stay RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    cfg = tracking_config(tmp_path / "mlflow.db")
+    with pytest.raises(Interrupted) as raised, tracking.tracked_run(cfg, "stopped") as (_, run):
+        child = mlflow.start_run(run_name="child", nested=True)  # as start_run leaves it when interrupted
+        signal.raise_signal(signal.SIGTERM)
+    assert f"The MLflow run {run.info.run_id} is marked KILLED" in str(raised.value)
+    assert status_of(tmp_path / "mlflow.db", run.info.run_id) == "KILLED"
+    assert status_of(tmp_path / "mlflow.db", child.info.run_id) == "KILLED"
+    assert mlflow.active_run() is None
+
+
 KILL_AFTER_FIRST_ALIAS = """
 import os, signal, sys
 from mlflow.tracking import MlflowClient
